@@ -1,0 +1,256 @@
+"""Typed configuration built from ``params/*.yaml``.
+
+Every tunable of the pipeline lives in one of four YAML files; this module turns them into
+validated pydantic models. A bad value fails at load time with the file and the dotted key named,
+never as a ``KeyError`` deep inside a run. No other module reads YAML or environment variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PARAM_FILES = ("data", "retrieval", "finetune", "evaluation")
+
+
+class ConfigError(ValueError):
+    """A params file is missing, unreadable or holds an invalid value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+class Paths(_Strict):
+    """Where each stage reads and writes, relative to the project root."""
+
+    raw: str = "data/raw"
+    demo: str = "data/demo"
+    processed: str = "data/processed"
+    index: str = "data/index"
+    models: str = "data/models"
+    eval: str = "data/eval"
+    metrics: str = "data/metrics"
+    reports: str = "reports"
+
+
+class SplitConfig(_Strict):
+    """Deterministic split of the questions (never of the documents)."""
+
+    seed: int = 0
+    dev: float = Field(0.15, ge=0.0, lt=1.0)
+    test: float = Field(0.15, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _leaves_train(self) -> SplitConfig:
+        if self.dev + self.test >= 1.0:
+            raise ValueError("split.dev + split.test must leave some questions for train")
+        return self
+
+
+class ChunkerConfig(_Strict):
+    """How documents are cut into retrievable chunks."""
+
+    kind: Literal["paragraph"] = "paragraph"
+    max_chars: int = Field(800, gt=50)
+
+
+class DataConfig(_Strict):
+    paths: Paths = Paths()
+    max_file_mb: float = Field(50.0, gt=0)
+    split: SplitConfig = SplitConfig()
+    chunkers: dict[str, ChunkerConfig] = {"para-800": ChunkerConfig()}
+
+
+# --- retrieval ----------------------------------------------------------------------------------
+
+
+class EmbedderConfig(_Strict):
+    """A sentence-transformers model: a path, an id in the local cache, or a package that ships one."""
+
+    name: str
+    package: str | None = None
+    path: str | None = None
+    batch_size: int = Field(64, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmbedderConfig:
+        if (self.package is None) == (self.path is None):
+            raise ValueError("give exactly one of embedder.package or embedder.path")
+        return self
+
+
+class RetrieverConfig(_Strict):
+    name: str
+    chunker: str
+    embedder: str
+    mode: Literal["vector"] = "vector"
+    top_k: int = Field(3, gt=0, le=50)
+
+
+class RetrievalConfig(_Strict):
+    embedders: dict[str, EmbedderConfig]
+    retrievers: list[RetrieverConfig]
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> RetrievalConfig:
+        names = [r.name for r in self.retrievers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"retriever names must be unique, got {names}")
+        for r in self.retrievers:
+            if r.embedder not in self.embedders:
+                raise ValueError(f"retriever {r.name!r} names unknown embedder {r.embedder!r}")
+        return self
+
+
+# --- fine-tuning --------------------------------------------------------------------------------
+
+
+class BaseModelConfig(_Strict):
+    """The base LLM: a GGUF file inside an installed package, or a local path / hub cache id."""
+
+    name: str
+    package: str | None = None
+    gguf_file: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaseModelConfig:
+        if self.package is None and self.path is None:
+            raise ValueError("give base_model.package (with gguf_file) or base_model.path")
+        if self.package is not None and self.gguf_file is None:
+            raise ValueError("base_model.package needs base_model.gguf_file")
+        return self
+
+
+class RayConfig(_Strict):
+    num_workers: int = Field(2, gt=0)
+    cpus_per_worker: int = Field(1, gt=0)
+    use_gpu: bool = False
+
+
+class AdapterConfig(_Strict):
+    """One LoRA variant, named for what it changes (``lora-r8-qv``)."""
+
+    name: str
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "v_proj"]
+    learning_rate: float = Field(1e-3, gt=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(8, gt=0)
+    max_length: int = Field(128, gt=8)
+    seed: int = 0
+    corpus: bool = True
+    qa: bool = True
+
+    @model_validator(mode="after")
+    def _has_data(self) -> AdapterConfig:
+        if not (self.corpus or self.qa):
+            raise ValueError(f"adapter {self.name!r} trains on nothing: enable corpus or qa")
+        return self
+
+
+class FinetuneConfig(_Strict):
+    base_model: BaseModelConfig
+    ray: RayConfig = RayConfig()
+    adapters: list[AdapterConfig]
+
+    @field_validator("adapters")
+    @classmethod
+    def _unique(cls, adapters: list[AdapterConfig]) -> list[AdapterConfig]:
+        names = [a.name for a in adapters]
+        if len(set(names)) != len(names) or "base" in names:
+            raise ValueError(f"adapter names must be unique and not 'base', got {names}")
+        return adapters
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+class GenerationConfig(_Strict):
+    max_new_tokens: int = Field(24, gt=0)
+    batch_size: int = Field(16, gt=0)
+
+
+class PromptConfig(_Strict):
+    system: str
+    closed_book: str
+    with_context: str
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> PromptConfig:
+        if "{question}" not in self.closed_book:
+            raise ValueError("prompts.closed_book must contain {question}")
+        if "{question}" not in self.with_context or "{context}" not in self.with_context:
+            raise ValueError("prompts.with_context must contain {question} and {context}")
+        return self
+
+
+class EvaluationConfig(_Strict):
+    experiment: str = "ragtune"
+    split: Literal["dev", "test"] = "test"
+    max_questions: int | None = Field(None, gt=0)
+    main_metric: Literal["exact_match", "f1"] = "f1"
+    generation: GenerationConfig = GenerationConfig()
+    prompts: PromptConfig
+
+
+class Params(_Strict):
+    """All of ``params/``: what every stage reads."""
+
+    data: DataConfig
+    retrieval: RetrievalConfig
+    finetune: FinetuneConfig
+    evaluation: EvaluationConfig
+
+    @model_validator(mode="after")
+    def _chunkers_exist(self) -> Params:
+        for r in self.retrieval.retrievers:
+            if r.chunker not in self.data.chunkers:
+                raise ValueError(f"retriever {r.name!r} names unknown chunker {r.chunker!r}")
+        return self
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        with path.open(encoding="utf-8") as f:
+            loaded = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def _format_errors(exc: ValidationError, params_dir: Path) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = params_dir / f"{loc[0]}.yaml" if loc and loc[0] in PARAM_FILES else params_dir
+        lines.append(f"  {where}: {'.'.join(loc[1:]) or '(top level)'}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_params(params_dir: Path | str = "params") -> Params:
+    """Load and validate every params file.
+
+    Raises:
+        ConfigError: naming the file and the dotted key of each invalid value.
+    """
+    params_dir = Path(params_dir)
+    raw = {name: _read_yaml(params_dir / f"{name}.yaml") for name in PARAM_FILES}
+    try:
+        return Params(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid params:\n{_format_errors(exc, params_dir)}") from exc

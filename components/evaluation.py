@@ -1,0 +1,101 @@
+"""Evaluation: every (model variant x retrieval variant) cell answers the same held-out questions.
+
+Retrieval is computed once per retriever and shared by every model variant; each model variant is
+loaded once and answers in every retrieval setting. Scores are deterministic (greedy decoding,
+string metrics), so a cell scores the same on every run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from components.config import EvaluationConfig
+from components.generation import chat_prompt, generate, user_message
+from components.retrieval import Hit, recall_at_k
+
+logger = logging.getLogger(__name__)
+
+NO_RETRIEVAL = "none"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a model variant ("base" or an adapter name) and a retriever (or "none")."""
+
+    model: str
+    retriever: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}+{self.retriever}"
+
+
+def grid(adapters: list[str], retrievers: list[str]) -> list[Cell]:
+    """{base, each adapter} x {no retrieval, each retriever}, base and closed-book first."""
+    return [Cell(m, r) for m in ["base", *adapters] for r in [NO_RETRIEVAL, *retrievers]]
+
+
+def select_questions(qa: pd.DataFrame, cfg: EvaluationConfig) -> pd.DataFrame:
+    """The evaluation split, in a stable order, cut to ``max_questions`` if set."""
+    questions = qa[qa["split"] == cfg.split].sort_values("qa_id").reset_index(drop=True)
+    if questions.empty:
+        raise ValueError(f"the {cfg.split!r} split holds no questions: check params/data.yaml:split")
+    return questions.head(cfg.max_questions) if cfg.max_questions else questions
+
+
+def answer_cell(
+    model, tokenizer, questions: pd.DataFrame, hits: list[list[Hit]] | None, cfg: EvaluationConfig, metric
+) -> pd.DataFrame:
+    """Answer every question of a cell and score each answer; one row per question."""
+    prompts = [
+        chat_prompt(
+            tokenizer,
+            cfg.prompts.system,
+            user_message(cfg.prompts, q, None if hits is None else [h.text for h in hits[i]]),
+        )
+        for i, q in enumerate(questions["question"])
+    ]
+    generations = generate(model, tokenizer, prompts, cfg.generation)
+    predictions = [g.answer for g in generations]
+    references = [list(a) for a in questions["answers"]]
+    scores = metric.compute(predictions=predictions, references=references)
+    rows = pd.DataFrame(
+        {
+            "qa_id": questions["qa_id"],
+            "question": questions["question"],
+            "answers": references,
+            "prediction": predictions,
+            "exact_match": scores["exact_match_per_example"],
+            "f1": scores["f1_per_example"],
+            "prompt_tokens": [g.prompt_tokens for g in generations],
+            "completion_tokens": [g.completion_tokens for g in generations],
+            "latency_s": [g.latency_s for g in generations],
+        }
+    )
+    if hits is not None:
+        rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
+        rows["recall_at_k"] = [recall_at_k(row, list(gold)) for row, gold in zip(hits, questions["doc_ids"])]
+    return rows
+
+
+def summarize(cell: Cell, rows: pd.DataFrame, retrieval_latency_s: list[float] | None) -> dict:
+    """A cell's metrics: answer quality, retrieval quality, latency and tokens."""
+    metrics = {
+        "questions": len(rows),
+        "exact_match": float(rows["exact_match"].mean()),
+        "f1": float(rows["f1"].mean()),
+        "latency_p50_s": float(np.percentile(rows["latency_s"], 50)),
+        "latency_p95_s": float(np.percentile(rows["latency_s"], 95)),
+        "prompt_tokens_mean": float(rows["prompt_tokens"].mean()),
+        "completion_tokens_mean": float(rows["completion_tokens"].mean()),
+    }
+    if "recall_at_k" in rows:
+        metrics["recall_at_k"] = float(rows["recall_at_k"].mean())
+        metrics["retrieval_latency_p50_s"] = float(np.percentile(retrieval_latency_s, 50))
+        metrics["retrieval_latency_p95_s"] = float(np.percentile(retrieval_latency_s, 95))
+    logger.info("%s: EM %.3f F1 %.3f", cell.name, metrics["exact_match"], metrics["f1"])
+    return metrics

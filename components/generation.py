@@ -1,0 +1,85 @@
+"""Answer generation: prompts in the model's chat template, batched greedy decoding.
+
+Prompts are left-padded so a batch decodes together with the KV cache; greedy decoding keeps the
+answers deterministic, so a grid cell scores the same on every run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+
+from components.config import GenerationConfig, PromptConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Generation:
+    answer: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float  # the batch's wall time divided by its size
+
+
+def user_message(prompts: PromptConfig, question: str, contexts: list[str] | None) -> str:
+    """The user turn: closed-book, or with the retrieved passages numbered in rank order."""
+    if contexts is None:
+        return prompts.closed_book.format(question=question)
+    context = "\n\n".join(f"[{i}] {text}" for i, text in enumerate(contexts, start=1))
+    return prompts.with_context.format(question=question, context=context)
+
+
+def chat_prompt(tokenizer, system: str, user: str, answer: str | None = None) -> str:
+    """Render one exchange with the model's chat template (generation prompt when no answer)."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    if answer is None:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    messages.append({"role": "assistant", "content": answer})
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def clean_answer(text: str) -> str:
+    """The first non-empty line of a completion, stripped."""
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> list[Generation]:
+    """Greedy answers for rendered prompts, in batches of ``cfg.batch_size``."""
+    results: list[Generation] = []
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding per batch
+    by_index: dict[int, Generation] = {}
+    start_all = time.perf_counter()
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start : start + cfg.batch_size]
+        batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        t0 = time.perf_counter()
+        out = model.generate(
+            **batch,
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        per_item = (time.perf_counter() - t0) / len(idx)
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        for row, i in enumerate(idx):
+            completion = new_tokens[row]
+            n_completion = int((completion != tokenizer.pad_token_id).sum())
+            by_index[i] = Generation(
+                answer=clean_answer(tokenizer.decode(completion, skip_special_tokens=True)),
+                prompt_tokens=int(batch["attention_mask"][row].sum()),
+                completion_tokens=n_completion,
+                latency_s=per_item,
+            )
+    results = [by_index[i] for i in range(len(prompts))]
+    elapsed = time.perf_counter() - start_all
+    if prompts:
+        logger.info("generated %d answers in %.1f s (%.2f/s)", len(prompts), elapsed, len(prompts) / max(elapsed, 1e-9))
+    return results

@@ -1,0 +1,36 @@
+"""Selection: rank the grid cells and name the best one."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+LEADERBOARD_COLUMNS = ["rank", "cell", "model", "retriever", "exact_match", "f1", "recall_at_k", "latency_p50_s"]
+
+
+def leaderboard(cells: list[dict], main_metric: str) -> pd.DataFrame:
+    """Cells sorted by ``main_metric`` (higher first), ties broken by lower median latency.
+
+    Args:
+        cells: one dict per cell with ``cell``, ``model``, ``retriever`` and its metrics.
+    """
+    if not cells:
+        raise ValueError("no evaluated cells to rank")
+    table = pd.DataFrame(cells)
+    if "recall_at_k" not in table:
+        table["recall_at_k"] = float("nan")
+    table = table.sort_values([main_metric, "latency_p50_s"], ascending=[False, True], kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
+    """A GitHub-flavoured markdown table (numbers to 3 decimals, missing values as '-')."""
+    def fmt(value) -> str:
+        if isinstance(value, float):
+            return "-" if pd.isna(value) else f"{value:.3f}"
+        return str(value)
+
+    cols = [c for c in columns if c in table]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
+    return "\n".join(lines) + "\n"

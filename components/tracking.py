@@ -1,0 +1,123 @@
+"""MLflow: the only module that imports mlflow.
+
+One parent run per pipeline evaluation, one nested child run per grid cell. Every run carries its
+provenance as tags (git commit, DVC hash of the raw data, package versions), and "best" is a query
+over runs, not a file someone edits.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.environment_variables import MLFLOW_TRACKING_URI
+from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB = "mlruns.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+PACKAGES = ("torch", "transformers", "peft", "sentence-transformers", "lancedb", "ray", "mlflow", "prefect", "dvc")
+
+
+def default_tracking_uri(root: Path) -> str:
+    return f"sqlite:///{(root / DEFAULT_DB).resolve()}"
+
+
+def setup(root: Path, experiment: str) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` if set, else the sqlite store in ``root``.
+
+    Returns:
+        The experiment id (created, with its artifact folder, if new).
+    """
+    if not MLFLOW_TRACKING_URI.is_set():
+        mlflow.set_tracking_uri(default_tracking_uri(root))
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        location = (root / DEFAULT_ARTIFACTS).resolve().as_uri() if not MLFLOW_TRACKING_URI.is_set() else None
+        experiment_id = client.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_commit(root: Path) -> str:
+    """The checked-out commit, with ``-dirty`` when tracked files have changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def provenance_tags(root: Path, data_version: str) -> dict[str, str]:
+    tags = {"ragtune.git_commit": git_commit(root), "ragtune.data_version": data_version}
+    for name in PACKAGES:
+        try:
+            tags[f"ragtune.version.{name}"] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return tags
+
+
+def _flat(params: dict, prefix: str = "") -> dict[str, str]:
+    """Nested config -> flat ``a.b.c`` params; values cut to MLflow's length limit."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+def start_parent(run_name: str, params: dict, tags: dict[str, str]) -> str:
+    """Create the pipeline's parent run and return its id (the run is left finished)."""
+    with mlflow.start_run(run_name=run_name, tags={**tags, "ragtune.kind": "pipeline"}) as run:
+        mlflow.log_params(_flat(params))
+        return run.info.run_id
+
+
+def log_cell(
+    parent_id: str, cell: str, params: dict, metrics: dict, predictions: pd.DataFrame, tags: dict[str, str]
+) -> str:
+    """Log one grid cell as a child of the parent run: params, metrics, predictions table."""
+    with mlflow.start_run(run_id=parent_id):
+        with mlflow.start_run(
+            run_name=cell, nested=True, tags={**tags, "ragtune.kind": "cell", "ragtune.cell": cell}
+        ) as run:
+            mlflow.log_params(_flat(params))
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            table = predictions.copy()
+            for column in table.columns:
+                if table[column].map(lambda v: isinstance(v, list | tuple)).any():
+                    table[column] = table[column].map(lambda v: " | ".join(map(str, v)))
+            mlflow.log_table(table, artifact_file="predictions.json")
+            return run.info.run_id
+
+
+def log_to_run(run_id: str, metrics: dict | None = None, files: list[Path] = (), tags: dict | None = None) -> None:
+    """Add metrics, artifact files and tags to an existing run (the parent, after selection)."""
+    with mlflow.start_run(run_id=run_id):
+        if metrics:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        if tags:
+            mlflow.set_tags(tags)
+        for path in files:
+            mlflow.log_artifact(str(path))
+
+
+def cell_runs(parent_id: str) -> pd.DataFrame:
+    """The child runs of a parent run, as MLflow's search returns them."""
+    return mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", search_all_experiments=True)

@@ -1,0 +1,315 @@
+"""The ``ragtune`` command line: one command per pipeline stage, plus ``run`` and ``ui``.
+
+Every stage command is what ``dvc.yaml`` runs; it resolves paths from ``params/``, calls the
+component functions and writes its outputs atomically. ``ragtune run`` starts the Prefect flow
+that drives the stages through DVC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="ragtune: RAG or fine-tuning, or both? Settle it with measurements.", no_args_is_help=True)
+logger = logging.getLogger("ragtune")
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def _root() -> Path:
+    return Path.cwd()
+
+
+def _params():
+    from components.config import ConfigError, load_params
+
+    try:
+        return load_params(_root() / "params")
+    except ConfigError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
+def _data_version(root: Path, raw: str) -> str:
+    """DVC's hash of the raw data, as recorded by the last `ingest` in dvc.lock."""
+    import yaml
+
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return "untracked"
+    with lock.open(encoding="utf-8") as f:
+        stages = (yaml.safe_load(f) or {}).get("stages", {})
+    for dep in stages.get("ingest", {}).get("deps", []):
+        if dep.get("path") == raw:
+            return str(dep.get("md5", "untracked"))
+    return "untracked"
+
+
+# --- stages -------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest() -> None:
+    """Validate data/raw, split the questions, chunk the documents into data/processed."""
+    from components.chunking import chunk_documents
+    from components.ingest import DataValidationError
+    from components.ingest import ingest as run_ingest
+    from components.io import atomic_path, write_json
+
+    params = _params()
+    paths = params.data.paths
+    try:
+        result = run_ingest(_root() / paths.raw, params.data.split, params.data.max_file_mb)
+    except DataValidationError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    report = dict(result.report)
+    with atomic_path(_root() / paths.processed) as out:
+        out.mkdir()
+        result.documents.to_parquet(out / "documents.parquet", index=False)
+        result.qa.to_parquet(out / "qa.parquet", index=False)
+        for name, chunker in params.data.chunkers.items():
+            chunks = chunk_documents(result.documents, chunker)
+            chunks.to_parquet(out / f"chunks-{name}.parquet", index=False)
+            report[f"chunks_{name}"] = len(chunks)
+    write_json(report, _root() / paths.metrics / "ingest.json")
+    typer.echo(f"ingested {report['documents']} documents and {report['questions']} questions "
+               f"(train {report['questions_train']}, dev {report['questions_dev']}, test {report['questions_test']})")
+
+
+@app.command()
+def model() -> None:
+    """Convert the base LLM once into plain safetensors under data/models/base."""
+    from components.io import atomic_path, write_json
+    from components.models import prepare_base_model
+
+    params = _params()
+    paths = params.data.paths
+    with atomic_path(_root() / paths.models / "base") as out:
+        info = prepare_base_model(params.finetune.base_model, out)
+    write_json(info, _root() / paths.metrics / "model.json")
+    typer.echo(f"base model {info['name']} ({info['parameters'] / 1e6:.0f} M parameters) ready")
+
+
+@app.command()
+def index() -> None:
+    """Embed the chunks into one LanceDB table per (chunker, embedder), incrementally."""
+    import lancedb
+
+    from components.embedding import Embedder
+    from components.index import sync_table, table_name
+    from components.io import read_parquet, write_json
+
+    params = _params()
+    paths = params.data.paths
+    db = lancedb.connect(str(_root() / paths.index))
+    reports = {}
+    pairs = sorted({(r.chunker, r.embedder) for r in params.retrieval.retrievers})
+    embedders: dict[str, Embedder] = {}
+    for chunker, embedder_name in pairs:
+        embedder = embedders.setdefault(embedder_name, Embedder(params.retrieval.embedders[embedder_name]))
+        chunks = read_parquet(_root() / paths.processed / f"chunks-{chunker}.parquet")
+        report = sync_table(db, table_name(chunker, embedder_name), chunks, embedder)
+        reports[report.table] = report.as_dict()
+        typer.echo(f"{report.table}: {report.rows} rows ({report.added} embedded, {report.deleted} deleted)")
+    write_json(reports, _root() / paths.metrics / "index.json")
+
+
+@app.command()
+def finetune() -> None:
+    """Train every LoRA adapter in params/finetune.yaml with Ray Train."""
+    from components.finetune import build_examples, train_adapter
+    from components.io import atomic_path, read_parquet, write_json
+    from components.models import load_tokenizer
+
+    params = _params()
+    paths = params.data.paths
+    base_dir = _root() / paths.models / "base"
+    documents = read_parquet(_root() / paths.processed / "documents.parquet")
+    qa = read_parquet(_root() / paths.processed / "qa.parquet")
+    qa_train = qa[qa["split"] == "train"]
+    tokenizer = load_tokenizer(base_dir)
+    results = {}
+    with atomic_path(_root() / paths.models / "adapters") as out:
+        out.mkdir()
+        for adapter in params.finetune.adapters:
+            examples = build_examples(documents, qa_train, tokenizer, adapter, params.evaluation.prompts)
+            results[adapter.name] = train_adapter(
+                examples, base_dir, adapter, params.finetune.ray, out / adapter.name, _root() / paths.models / "ray"
+            )
+            tokenizer.save_pretrained(out / adapter.name)
+    write_json(results, _root() / paths.metrics / "finetune.json")
+
+
+@app.command()
+def evaluate() -> None:
+    """Answer the held-out questions in every grid cell; log each cell to MLflow."""
+    import lancedb
+    import pandas as pd
+
+    from components import tracking
+    from components.embedding import Embedder
+    from components.evaluation import NO_RETRIEVAL, grid, select_questions, summarize, answer_cell
+    from components.index import table_name
+    from components.io import atomic_path, read_json, read_parquet, write_json
+    from components.metrics import load_metric
+    from components.models import load_model, load_tokenizer
+    from components.retrieval import Retriever
+
+    params = _params()
+    paths, cfg = params.data.paths, params.evaluation
+    root = _root()
+    questions = select_questions(read_parquet(root / paths.processed / "qa.parquet"), cfg)
+    base_dir = root / paths.models / "base"
+    train_metrics = read_json(root / paths.metrics / "finetune.json")
+    model_info = read_json(root / paths.metrics / "model.json")
+
+    db = lancedb.connect(str(root / paths.index))
+    hits, retrieval_latency, table_versions = {NO_RETRIEVAL: None}, {}, {}
+    for r in params.retrieval.retrievers:
+        retriever = Retriever(r, db.open_table(table_name(r.chunker, r.embedder)), Embedder(params.retrieval.embedders[r.embedder]))
+        hits[r.name], retrieval_latency[r.name] = retriever.search(questions["question"].tolist())
+        table_versions[r.name] = retriever.table_version
+
+    experiment_id = tracking.setup(root, cfg.experiment)
+    tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
+    parent = tracking.start_parent(
+        f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}",
+        {"evaluation": cfg.model_dump(exclude={"prompts"}), "questions": len(questions)},
+        tags,
+    )
+    metric = load_metric("qa_match")
+    tokenizer = load_tokenizer(base_dir)
+    retrievers = {r.name: r for r in params.retrieval.retrievers}
+    adapters = {a.name: a for a in params.finetune.adapters}
+    cells, all_rows = [], []
+    for cell in grid(list(adapters), list(retrievers)):
+        if not cells or cells[-1]["model"] != cell.model:
+            adapter_dir = None if cell.model == "base" else root / paths.models / "adapters" / cell.model
+            model = load_model(base_dir, adapter_dir)
+        rows = answer_cell(model, tokenizer, questions, hits[cell.retriever], cfg, metric)
+        metrics = summarize(cell, rows, retrieval_latency.get(cell.retriever))
+        cell_params = {
+            "model": cell.model,
+            "retriever": cell.retriever,
+            "base_model": model_info["name"],
+            "base_model_source": model_info["source"],
+            "adapter": adapters[cell.model].model_dump() if cell.model in adapters else "none",
+            "retrieval": retrievers[cell.retriever].model_dump() if cell.retriever in retrievers else "none",
+            "top_k": retrievers[cell.retriever].top_k if cell.retriever in retrievers else 0,
+            "prompt_system": cfg.prompts.system,
+            "prompt_template": cfg.prompts.closed_book if cell.retriever == NO_RETRIEVAL else cfg.prompts.with_context,
+            "generation": cfg.generation.model_dump(),
+            "split": cfg.split,
+        }
+        if cell.retriever in retrievers:
+            cell_params["index_table"] = table_name(retrievers[cell.retriever].chunker, retrievers[cell.retriever].embedder)
+            cell_params["index_table_version"] = table_versions[cell.retriever]
+        if cell.model in train_metrics:
+            train = train_metrics[cell.model]
+            metrics.update({"train_wall_time_s": train["wall_time_s"], "train_tokens_per_s": train["tokens_per_s"],
+                            "train_final_loss": train["loss"], "train_steps": train["step"]})
+        run_id = tracking.log_cell(parent, cell.name, cell_params, metrics, rows, tags)
+        cells.append({"cell": cell.name, "model": cell.model, "retriever": cell.retriever, "run_id": run_id, **metrics})
+        all_rows.append(rows.assign(cell=cell.name))
+    with atomic_path(root / paths.eval) as out:
+        out.mkdir()
+        pd.concat(all_rows, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
+        write_json({"parent_run_id": parent, "experiment_id": experiment_id, "cells": cells}, out / "cells.json")
+    write_json({c["cell"]: {k: v for k, v in c.items() if isinstance(v, float)} for c in cells},
+               root / paths.metrics / "eval.json")
+    typer.echo(f"evaluated {len(cells)} cells on {len(questions)} {cfg.split} questions (MLflow run {parent})")
+
+
+@app.command()
+def select() -> None:
+    """Rank the cells, write the leaderboard, and record the best cell on the parent run."""
+    from components import tracking
+    from components.io import read_json, write_json, write_text
+    from components.selection import leaderboard, to_markdown
+
+    params = _params()
+    paths, cfg = params.data.paths, params.evaluation
+    root = _root()
+    evaluated = read_json(root / paths.eval / "cells.json")
+    table = leaderboard(evaluated["cells"], cfg.main_metric)
+    best = table.iloc[0]
+    markdown = (
+        f"# ragtune leaderboard\n\nSorted by {cfg.main_metric} on the {cfg.split} split "
+        f"({int(best['questions'])} questions). MLflow parent run: {evaluated['parent_run_id']}\n\n"
+        f"{to_markdown(table)}\nBest: **{best['cell']}** ({cfg.main_metric} {best[cfg.main_metric]:.3f})\n"
+    )
+    report = root / paths.reports / "leaderboard.md"
+    write_text(markdown, report)
+    write_json({"cell": best["cell"], "model": best["model"], "retriever": best["retriever"],
+                cfg.main_metric: float(best[cfg.main_metric]), "run_id": best["run_id"]},
+               root / paths.metrics / "best.json")
+    tracking.setup(root, cfg.experiment)
+    tracking.log_to_run(
+        evaluated["parent_run_id"],
+        metrics={f"best_{cfg.main_metric}": float(best[cfg.main_metric])},
+        files=[report],
+        tags={"ragtune.best_cell": best["cell"], "ragtune.best_run_id": best["run_id"]},
+    )
+    typer.echo(markdown)
+
+
+# --- orchestration and tools --------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    force: bool = typer.Option(False, help="re-run every stage even if nothing changed"),
+) -> None:
+    """Run the whole pipeline as a Prefect flow; DVC skips the stages whose inputs did not change."""
+    from flows.pipeline import pipeline
+
+    params = _params()
+    summary = pipeline(root=str(_root()), force=force)
+    board = _root() / params.data.paths.reports / "leaderboard.md"
+    if board.is_file():
+        typer.echo(board.read_text(encoding="utf-8"))
+    typer.echo(f"stages run: {', '.join(summary['ran']) or 'none'}; skipped: {', '.join(summary['skipped']) or 'none'}")
+
+
+@app.command()
+def ui(port: int = typer.Option(5000, help="port on 127.0.0.1")) -> None:
+    """Open the MLflow UI on the default store (or MLFLOW_TRACKING_URI) at http://127.0.0.1:PORT."""
+    from components.tracking import DEFAULT_ARTIFACTS, default_tracking_uri
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(_root())
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", uri]
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        cmd += ["--default-artifact-root", str((_root() / DEFAULT_ARTIFACTS).resolve())]
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C to stop")
+    raise typer.Exit(subprocess.call(cmd))
+
+
+if __name__ == "__main__":
+    app()

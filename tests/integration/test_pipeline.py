@@ -1,0 +1,135 @@
+"""The whole pipeline through its real entry point (`ragtune run`) on a tiny slice of the demo.
+
+Real Prefect (ephemeral API), DVC, Ray Train (2 workers, 2 steps), LanceDB, MLflow (sqlite) and the
+packaged SmolLM2 and MiniLM; the test reads the results back through MLflow's API.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import REPO, demo_slice
+
+pytestmark = pytest.mark.integration
+
+
+def _edit_yaml(path: Path, edit) -> None:
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A throw-away ragtune project: the repo's code and params, a tiny raw folder, git and DVC."""
+    root = tmp_path_factory.mktemp("project")
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("components", "flows", "params"):
+        shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
+    demo_slice(root / "data" / "raw", n_docs=12, n_questions=40)
+
+    def tiny_training(data):
+        data["adapters"][0].update(max_steps=2, batch_size=2, max_length=64)
+
+    def tiny_eval(data):
+        data["max_questions"] = 4
+        data["generation"]["max_new_tokens"] = 8
+
+    _edit_yaml(root / "params" / "finetune.yaml", tiny_training)
+    _edit_yaml(root / "params" / "evaluation.yaml", tiny_eval)
+    bin_dir = str(Path(sys.executable).parent)
+    _sh("git", "init", "-q", "-b", "main", cwd=root)
+    _sh(f"{bin_dir}/dvc", "init", "-q", cwd=root)
+    _sh(f"{bin_dir}/dvc", "config", "core.analytics", "false", cwd=root)
+    (root / ".gitignore").write_text("/data/processed/\n/data/index/\n/data/models/\n/data/eval/\n/data/metrics/\n"
+                                     "/reports/\n/mlruns.db\n/mlartifacts/\n")
+    _sh("git", "add", "-A", cwd=root)
+    _sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tiny project", cwd=root)
+    return root
+
+
+def _ragtune(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API", "RAY_ADDRESS"))}
+    env["PREFECT_HOME"] = str(project / ".prefect")  # its own ephemeral Prefect database
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ragtune"), *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    return proc
+
+
+def _runs(project: Path):
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns.db'}")
+    try:
+        return mlflow.search_runs(search_all_experiments=True)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
+    first = _ragtune(project, "run")
+    assert "stages run: ingest, model, index, finetune, evaluate, select" in first.stdout
+
+    runs = _runs(project)
+    parents = runs[runs["tags.ragtune.kind"] == "pipeline"]
+    cells = runs[runs["tags.ragtune.kind"] == "cell"]
+    assert len(parents) == 1
+    parent_id = parents.iloc[0]["run_id"]
+    assert set(cells["tags.mlflow.parentRunId"]) == {parent_id}
+    assert sorted(cells["tags.ragtune.cell"]) == sorted(
+        ["base+none", "base+vector-minilm-k3", "lora-r8-qv+none", "lora-r8-qv+vector-minilm-k3"]
+    )
+    for _, cell in cells.iterrows():
+        assert cell["params.base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert cell["params.prompt_template"]
+        assert 0.0 <= cell["metrics.exact_match"] <= cell["metrics.f1"] <= 1.0
+        assert cell["metrics.questions"] == 4
+        rag = cell["params.retriever"] != "none"
+        assert cell["params.top_k"] == ("3" if rag else "0")
+        assert (cell["metrics.recall_at_k"] >= 0.0) if rag else pd_isna(cell.get("metrics.recall_at_k"))
+        if cell["params.model"] != "base":
+            assert cell["params.adapter.r"] == "8" and cell["metrics.train_steps"] == 2
+    # retrieval on this tiny corpus finds the gold country document
+    rag_cells = cells[cells["params.retriever"] != "none"]
+    assert (rag_cells["metrics.recall_at_k"] >= 0.75).all()
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    raw_md5 = next(d["md5"] for d in lock["stages"]["ingest"]["deps"] if d["path"] == "data/raw")
+    assert set(runs["tags.ragtune.data_version"].dropna()) == {raw_md5}
+    commit = _sh("git", "rev-parse", "HEAD", cwd=project).stdout.strip()
+    assert set(runs["tags.ragtune.git_commit"].dropna()) <= {commit, f"{commit}-dirty"}
+
+    board = (project / "reports" / "leaderboard.md").read_text()
+    assert board.count("| lora-r8-qv+") == 2 and board.count("| base+") == 2
+    best_cell = parents.iloc[0]["tags.ragtune.best_cell"]
+    assert f"Best: **{best_cell}**" in board and board in first.stdout
+
+    second = _ragtune(project, "run")
+    assert "stages run: none" in second.stdout
+    assert len(_runs(project)) == len(runs)
+
+    # changing only an evaluation param re-runs evaluation and selection, not training
+    _edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
+    third = _ragtune(project, "run")
+    assert "stages run: evaluate, select; skipped: ingest, model, index, finetune" in third.stdout
+    assert (_runs(project)["tags.ragtune.kind"] == "pipeline").sum() == 2
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return value is None or pd.isna(value)

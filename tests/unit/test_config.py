@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import PARAM_FILES, ConfigError, load_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_params_file_is_loaded_and_valid():
+    files = sorted(p.stem for p in (REPO / "params").rglob("*.yaml"))
+    assert files == sorted(PARAM_FILES), "a params file exists that load_params does not validate"
+    params = load_params(REPO / "params")
+    assert params.retrieval.retrievers and params.finetune.adapters
+
+
+def _copy_params(tmp_path: Path, edit) -> Path:
+    for name in PARAM_FILES:
+        data = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
+        edit(name, data)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    return tmp_path
+
+
+def test_bad_value_names_file_and_key(tmp_path):
+    def edit(name, data):
+        if name == "data":
+            data["split"]["test"] = 1.5
+
+    with pytest.raises(ConfigError) as err:
+        load_params(_copy_params(tmp_path, edit))
+    assert "data.yaml" in str(err.value) and "split.test" in str(err.value)
+
+
+def test_unknown_key_is_refused(tmp_path):
+    def edit(name, data):
+        if name == "finetune":
+            data["adapters"][0]["rank"] = 8  # typo for r
+
+    with pytest.raises(ConfigError, match=r"finetune.yaml: adapters.0.rank"):
+        load_params(_copy_params(tmp_path, edit))
+
+
+def test_retriever_must_name_known_chunker(tmp_path):
+    def edit(name, data):
+        if name == "retrieval":
+            data["retrievers"][0]["chunker"] = "nope"
+
+    with pytest.raises(ConfigError, match="unknown chunker 'nope'"):
+        load_params(_copy_params(tmp_path, edit))
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="data.yaml: params file not found"):
+        load_params(tmp_path)
