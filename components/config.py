@@ -65,7 +65,7 @@ class DataConfig(_Strict):
     paths: Paths = Paths()
     max_file_mb: float = Field(50.0, gt=0)
     split: SplitConfig = SplitConfig()
-    chunkers: dict[str, ChunkerConfig] = {"para-800": ChunkerConfig()}
+    chunkers: dict[str, ChunkerConfig] = {"para-400": ChunkerConfig()}
 
 
 # --- retrieval ----------------------------------------------------------------------------------
