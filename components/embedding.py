@@ -30,7 +30,7 @@ class Embedder:
 
         self.cfg = cfg
         self.model = SentenceTransformer(embedder_path(cfg), device=device)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
 
     @property
     def name(self) -> str:

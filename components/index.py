@@ -99,7 +99,7 @@ def sync_table(db, name: str, chunks: pd.DataFrame, embedder: Embedder) -> Index
     if name in db.list_tables().tables:
         table = db.open_table(name)
         check_embedder(table, embedder)
-        existing = set(table.to_arrow(columns=["content_hash"])["content_hash"].to_pylist())
+        existing = set(table.search().select(["content_hash"]).limit(None).to_arrow()["content_hash"].to_pylist())
     else:
         table = db.create_table(name, schema=_schema(embedder))
         existing = set()
