@@ -48,6 +48,7 @@ def project(tmp_path_factory) -> Path:
         data["max_questions"] = 4
         data["generation"]["max_new_tokens"] = 8
 
+    _edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
     _edit_yaml(root / "params" / "finetune.yaml", tiny_training)
     _edit_yaml(root / "params" / "evaluation.yaml", tiny_eval)
     bin_dir = str(Path(sys.executable).parent)
