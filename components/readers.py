@@ -205,12 +205,13 @@ def read_jsonl_documents(file: SourceFile, errors: list[InputError]) -> list[dic
         return []
     docs = []
     for lineno, record in jsonl_records(text, file.name, errors):
+        before = len(errors)
         doc_id = string_field(record, "id", file.name, lineno, errors)
         body = string_field(record, "text", file.name, lineno, errors, required=False)
         if body is None and "text" not in record:
             errors.append(InputError(file.name, lineno, "text", "missing"))
         title = string_field(record, "title", file.name, lineno, errors, required=False)
-        if doc_id is not None and body is not None:
+        if len(errors) == before:
             docs.append(_document(file, body, title or "", "jsonl", doc_id.strip(), lineno))
     return docs
 
@@ -381,6 +382,7 @@ def read_qa(file: SourceFile, errors: list[InputError]) -> list[dict]:
         rows.append(
             {
                 "qa_id": (qa_id or "").strip() or f"line-{lineno}",
+                "id_given": bool((qa_id or "").strip()),
                 "question": question,
                 "answers": answers,
                 "doc_ids": doc_ids,

@@ -1,0 +1,114 @@
+"""``ragtune data check`` and ``ragtune data add``: validate new data, then version it with DVC.
+
+Wiring only: the checks live in ``components.ingest``, the merge/replace/swap logic in
+``components.rawdata``; this module resolves paths, calls DVC and prints.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from components.errors import DataValidationError
+
+if TYPE_CHECKING:
+    from components.ingest import IngestResult
+
+data_app = typer.Typer(help="Check new documents and questions, and add them to data/raw (DVC-tracked).")
+
+DOCS_OPTION = typer.Option(..., "--docs", help="folder of documents (md, txt, html, pdf, jsonl; sub-folders kept)")
+QA_OPTION = typer.Option(..., "--qa", help="QA file: .jsonl or .csv (schema in data/README.md)")
+
+
+def _fail(exc: DataValidationError) -> typer.Exit:
+    typer.secho(str(exc), fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _summary(result: IngestResult) -> str:
+    r = result.report
+    formats = ", ".join(f"{k.removeprefix('documents_')} {v}" for k, v in r.items() if k.startswith("documents_"))
+    dupes = ", ".join(f"{a} = {b}" for a, b in sorted(result.duplicates.items())[:10])
+    more = f", ... (+{len(result.duplicates) - 10})" if len(result.duplicates) > 10 else ""
+    return "\n".join(
+        [
+            f"documents: {r['documents']} ({formats})",
+            f"duplicate documents dropped: {r['duplicate_documents_dropped']}" + (f" ({dupes}{more})" if dupes else ""),
+            f"questions: {r['questions']} (train {r['questions_train']}, dev {r['questions_dev']}, "
+            f"test {r['questions_test']})",
+            f"input: {r['input_files']} files, {r['input_bytes'] / 1e6:.2f} MB",
+        ]
+    )
+
+
+@data_app.command()
+def check(docs: Path = DOCS_OPTION, qa: Path = QA_OPTION) -> None:
+    """Validate a documents folder and a QA file with the ingest rules; write nothing."""
+    from components.ingest import ingest_paths
+    from flows.cli import _params
+
+    data = _params().data
+    try:
+        result = ingest_paths(docs, qa, data.split, data.max_file_mb)
+    except DataValidationError as exc:
+        raise _fail(exc) from exc
+    typer.echo(_summary(result))
+    typer.echo("ok: no problems found (nothing was written)")
+
+
+@data_app.command()
+def add(
+    docs: Path = DOCS_OPTION,
+    qa: Path = QA_OPTION,
+    replace: bool = typer.Option(False, "--replace", help="make data/raw exactly these inputs instead of merging"),
+) -> None:
+    """Check the inputs, merge them into data/raw (or --replace it) atomically, then `dvc add` it."""
+    from components import rawdata
+    from components.ingest import ingest, ingest_paths
+    from flows.cli import _params, _root
+
+    data = _params().data
+    raw = _root() / data.paths.raw
+    try:
+        ingest_paths(docs, qa, data.split, data.max_file_mb)
+        old = ingest(raw, data.split, data.max_file_mb) if raw.exists() else None
+    except DataValidationError as exc:
+        if raw.exists() and not replace:
+            typer.secho(f"(the existing {data.paths.raw} is checked too when merging; --replace skips it)", err=True)
+        raise _fail(exc) from exc
+    staged = rawdata.stage_raw(raw, docs, qa, replace)
+    try:
+        new = ingest(staged, data.split, data.max_file_mb)
+    except DataValidationError as exc:
+        rawdata.discard(staged)
+        typer.secho(f"the merged data of {data.paths.raw} and the inputs is invalid:", fg=typer.colors.RED, err=True)
+        raise _fail(exc) from exc
+    change = rawdata.diff(old, new)
+    if change.empty and old is not None:
+        rawdata.discard(staged)
+        typer.echo(f"nothing changed: {data.paths.raw} already holds these documents and questions")
+        return
+    backup = rawdata.swap_raw(staged, raw)
+    dvc = subprocess.run(
+        [sys.executable, "-m", "dvc", "add", data.paths.raw], cwd=_root(), capture_output=True, text=True
+    )
+    if dvc.returncode != 0:
+        rawdata.restore_raw(backup, raw)
+        typer.secho(
+            f"`dvc add {data.paths.raw}` failed; {data.paths.raw} is unchanged:\n{dvc.stderr or dvc.stdout}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+    if backup is not None:
+        rawdata.discard(backup)
+    typer.echo(_summary(new))
+    typer.echo(change.summary())
+    typer.echo(
+        f"{'replaced' if replace else 'merged into'} {data.paths.raw}; recorded in {data.paths.raw}.dvc "
+        f"(commit it with git; `dvc push` uploads the data)"
+    )
