@@ -254,6 +254,7 @@ def ingest_files(
     qa_file: SourceFile | None,
     split: SplitConfig,
     errors: list[InputError] | None = None,
+    known_doc_ids: frozenset[str] = frozenset(),
 ) -> IngestResult:
     """Parse, validate, normalise, de-duplicate and split already-read input files.
 
@@ -262,6 +263,8 @@ def ingest_files(
         qa_file: the QA file (JSONL or CSV); None when it could not be read (an error says why).
         split: how questions are split.
         errors: problems already found while reading the files; reported with the rest.
+        known_doc_ids: documents that exist elsewhere (the raw folder new data is merged into):
+            questions may refer to them, and the documents may then be none.
 
     Raises:
         DataValidationError: with every problem found, each naming file, line and field.
@@ -276,14 +279,15 @@ def ingest_files(
         raw_docs += reader(file, errors)
     qa_rows = read_qa(qa_file, errors) if qa_file is not None else []
     docs, aliases = check_documents(raw_docs, errors)
-    qa_rows = check_qa(qa_rows, {d["doc_id"] for d in docs}, aliases, errors)
-    if not errors and not docs:
+    qa_rows = check_qa(qa_rows, {d["doc_id"] for d in docs} | known_doc_ids, aliases, errors)
+    if not errors and not docs and not known_doc_ids:
         errors.append(InputError(DOCS_DIR, None, None, "no documents found"))
     if not errors and not qa_rows:
         errors.append(InputError(qa_file.name if qa_file else "qa", None, None, "no questions found"))
     if errors:
         raise DataValidationError(errors)
-    documents = pd.DataFrame(docs)[["doc_id", "title", "text", "format", "content_hash"]]
+    columns = ["doc_id", "title", "text", "format", "content_hash"]
+    documents = pd.DataFrame(docs, columns=columns)
     qa = pd.DataFrame(qa_rows)[["qa_id", "question", "answers", "doc_ids", "group"]]
     qa["split"] = split_questions(qa, split)
     counts = qa["split"].value_counts().reindex(list(SPLITS), fill_value=0)
@@ -310,6 +314,7 @@ def ingest_paths(
     docs_label: str | None = None,
     qa_label: str | None = None,
     root: Path | None = None,
+    known_doc_ids: frozenset[str] = frozenset(),
 ) -> IngestResult:
     """Read a documents folder and a QA file from anywhere, then :func:`ingest_files` them.
 
@@ -317,6 +322,7 @@ def ingest_paths(
         docs_label, qa_label: how errors name them (default: the paths as given).
         root: when given, a QA file that is a link leaving it is refused (documents never may
             leave ``docs_dir``).
+        known_doc_ids: as for :func:`ingest_files`.
     """
     errors: list[InputError] = []
     max_bytes = int(max_file_mb * 1e6)
@@ -330,7 +336,7 @@ def ingest_paths(
         )
     else:
         qa_file = read_source(qa_path, qa_label, "", max_bytes, root, errors)
-    return ingest_files(doc_files, qa_file, split, errors)
+    return ingest_files(doc_files, qa_file, split, errors, known_doc_ids)
 
 
 def find_qa_file(raw_dir: Path) -> Path:

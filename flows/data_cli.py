@@ -73,12 +73,18 @@ def add(
 
     data = _params().data
     raw = _root() / data.paths.raw
+    old = None
+    if raw.exists():
+        try:
+            old = ingest(raw, data.split, data.max_file_mb)
+        except DataValidationError as exc:
+            if not replace:
+                typer.secho(f"the existing {data.paths.raw} is invalid: fix it, or --replace it", err=True)
+                raise _fail(exc) from exc
+    known = frozenset(old.documents["doc_id"]) if old is not None and not replace else frozenset()
     try:
-        ingest_paths(docs, qa, data.split, data.max_file_mb)
-        old = ingest(raw, data.split, data.max_file_mb) if raw.exists() else None
+        ingest_paths(docs, qa, data.split, data.max_file_mb, known_doc_ids=known)
     except DataValidationError as exc:
-        if raw.exists() and not replace:
-            typer.secho(f"(the existing {data.paths.raw} is checked too when merging; --replace skips it)", err=True)
         raise _fail(exc) from exc
     staged = rawdata.stage_raw(raw, docs, qa, replace)
     try:
