@@ -208,7 +208,7 @@ def read_jsonl_documents(file: SourceFile, errors: list[InputError]) -> list[dic
         before = len(errors)
         doc_id = string_field(record, "id", file.name, lineno, errors)
         body = string_field(record, "text", file.name, lineno, errors, required=False)
-        if body is None and "text" not in record:
+        if record.get("text") is None:  # absent or null
             errors.append(InputError(file.name, lineno, "text", "missing"))
         title = string_field(record, "title", file.name, lineno, errors, required=False)
         if len(errors) == before:

@@ -12,7 +12,7 @@ import json
 import unicodedata
 
 import pyarrow as pa
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from components.config import SplitConfig
@@ -107,6 +107,7 @@ def _check(doc_files: list[SourceFile], qa_file: SourceFile) -> None:
     qa=st.one_of(valid_qa, valid_qa, _jsonl(qa_record)),
     md=st.one_of(words, words, st.text(max_size=40)),
 )
+@example(docs=b'{"id": "a", "text": null}', qa=b"", md="0")  # found by hypothesis: null text crashed
 def test_generated_jsonl_documents_and_questions(docs: bytes, qa: bytes, md: str):
     files = [
         SourceFile("docs/d.jsonl", "d", ".jsonl", docs),
