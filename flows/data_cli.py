@@ -29,6 +29,10 @@ def _fail(exc: DataValidationError) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
 def _summary(result: IngestResult) -> str:
     r = result.report
     formats = ", ".join(f"{k.removeprefix('documents_')} {v}" for k, v in r.items() if k.startswith("documents_"))
@@ -40,7 +44,7 @@ def _summary(result: IngestResult) -> str:
             f"duplicate documents dropped: {r['duplicate_documents_dropped']}" + (f" ({dupes}{more})" if dupes else ""),
             f"questions: {r['questions']} (train {r['questions_train']}, dev {r['questions_dev']}, "
             f"test {r['questions_test']})",
-            f"input: {r['input_files']} files, {r['input_bytes'] / 1e6:.2f} MB",
+            f"input: {r['input_files']} files, {_size(r['input_bytes'])}",
         ]
     )
 
