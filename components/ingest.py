@@ -320,15 +320,20 @@ def ingest_paths(
 
     Args:
         docs_label, qa_label: how errors name them (default: the paths as given).
-        root: when given, a QA file that is a link leaving it is refused (documents never may
-            leave ``docs_dir``).
+        root: when given, a documents folder or QA file that is a link leaving it is refused
+            (documents never may leave ``docs_dir``).
         known_doc_ids: as for :func:`ingest_files`.
     """
     errors: list[InputError] = []
     max_bytes = int(max_file_mb * 1e6)
     docs_label = docs_label or str(docs_dir).rstrip("/")
     qa_label = qa_label or str(qa_path)
-    doc_files = scan_documents(docs_dir, docs_label, max_bytes, errors)
+    problem = _link_problem(docs_dir, root) if root is not None and docs_dir.is_symlink() else None
+    if problem and "outside" in problem:
+        errors.append(InputError(docs_label, None, None, problem))
+        doc_files = []
+    else:
+        doc_files = scan_documents(docs_dir, docs_label, max_bytes, errors)
     qa_file = None
     if qa_path.suffix.lower() not in QA_READERS:
         errors.append(

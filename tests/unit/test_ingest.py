@@ -208,6 +208,19 @@ def test_links_that_escape_the_raw_folder_are_refused(tmp_path):
     assert messages[1].startswith("docs/leak.txt: link to ") and "copy the file in instead" in messages[1]
 
 
+def test_a_docs_folder_or_qa_file_linked_from_outside_is_refused(tmp_path):
+    elsewhere = _raw(
+        tmp_path / "elsewhere", [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}]
+    )
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "docs").symlink_to(elsewhere / "docs", target_is_directory=True)
+    (raw / "qa.jsonl").symlink_to(elsewhere / "qa.jsonl")
+    messages = _messages(raw)
+    assert [m.split(":")[0] for m in messages] == ["docs", "qa.jsonl"]
+    assert all("outside" in m for m in messages)
+
+
 def test_a_raw_folder_needs_exactly_one_qa_file(tmp_path):
     raw = _raw(tmp_path, [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}])
     (raw / "qa.csv").write_text("question,answer,doc_id\nQ?,x,a\n")
