@@ -1,5 +1,8 @@
+import shutil
+
 import pandas as pd
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from components.chunking import (
@@ -10,7 +13,15 @@ from components.chunking import (
     sentence_chunks,
     token_chunks,
 )
-from components.config import ChunkerConfig, HeadingChunkerConfig, SentenceChunkerConfig, TokenChunkerConfig
+from components.config import (
+    ChunkerConfig,
+    ConfigError,
+    HeadingChunkerConfig,
+    SentenceChunkerConfig,
+    TokenChunkerConfig,
+    load_params,
+)
+from tests.conftest import REPO
 
 
 def test_paragraphs_are_packed_up_to_max_chars_with_heading_path():
@@ -123,3 +134,17 @@ def test_every_kind_keeps_doc_id_position_heading_and_hash(cfg):
 def test_params_data_yaml_chunkers_load_and_para_400_is_kept(params):
     assert params.data.chunkers["para-400"] == ChunkerConfig(max_chars=400)
     assert {c.kind for c in params.data.chunkers.values()} == set(CHUNKERS)
+
+
+def test_a_bad_chunker_fails_at_load_time_naming_file_and_key(tmp_path):
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    data = yaml.safe_load((tmp_path / "params" / "data.yaml").read_text())
+    data["chunkers"]["tok-96"]["overlap"] = 96
+    data["chunkers"]["sections"]["size"] = 5  # a field of another kind
+    (tmp_path / "params" / "data.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_params(tmp_path / "params")
+    assert "data.yaml: chunkers.tok-96.token: Value error, overlap (96) must be smaller than size (96)" in str(
+        err.value
+    )
+    assert "data.yaml: chunkers.sections.heading.size: Extra inputs are not permitted" in str(err.value)
