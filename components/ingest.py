@@ -81,7 +81,9 @@ def _link_problem(path: Path, root: Path) -> str | None:
     return None
 
 
-def read_source(path: Path, name: str, doc_id: str, max_bytes: int, root: Path | None, errors: list[InputError]):
+def read_source(
+    path: Path, name: str, doc_id: str, max_bytes: int, root: Path | None, errors: list[InputError]
+) -> SourceFile | None:
     """The bytes of one input file as a :class:`SourceFile`, or None with the problem recorded.
 
     Refuses links that leave ``root`` (when given), anything that is not a regular file and files

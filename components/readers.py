@@ -187,7 +187,9 @@ def string_list(
 _MD_TITLE = re.compile(r"^#\s+(.+)$", flags=re.MULTILINE)
 
 
-def _document(file: SourceFile, text: str, title: str, fmt: str, doc_id: str | None = None, line: int | None = None):
+def _document(
+    file: SourceFile, text: str, title: str, fmt: str, doc_id: str | None = None, line: int | None = None
+) -> dict:
     return {
         "doc_id": doc_id or file.doc_id,
         "title": title,
