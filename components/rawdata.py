@@ -12,6 +12,10 @@ new question with the id of an old one replaces it), an exact repeat of an old q
 question, answers and documents) is skipped, and the merged set is written as ``qa.jsonl`` with an
 explicit id on every question (old ids are kept; a new question without id gets ``q-<hash>``).
 Replace: the new raw folder holds exactly the given documents and QA file (copied byte for byte).
+
+Old files enter the staged folder as hard links (fast, and DVC recognises them by inode without
+hashing them again); a new file is always written to a fresh inode, after unlinking the link at
+its path, so nothing written while staging can reach the old raw folder.
 """
 
 from __future__ import annotations
@@ -31,6 +35,21 @@ from components.readers import SourceFile, read_qa
 logger = logging.getLogger(__name__)
 
 _HIDDEN = shutil.ignore_patterns(".*")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link an old raw file into the staged folder (no copy, and DVC knows its hash already)."""
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
+def _copy_fresh(src: str, dst: str) -> None:
+    """Copy a new file, first unlinking what is there: it may be a hard link to the old raw file."""
+    if os.path.lexists(dst):
+        os.unlink(dst)
+    shutil.copy2(src, dst)
 
 
 @dataclass(frozen=True)
@@ -147,8 +166,8 @@ def stage_raw(raw_dir: Path, docs_dir: Path, qa_path: Path, replace: bool) -> Pa
     try:
         merge = not replace and raw_dir.is_dir()
         if merge and (raw_dir / DOCS_DIR).is_dir():
-            shutil.copytree(raw_dir / DOCS_DIR, staged / DOCS_DIR, ignore=_HIDDEN)
-        shutil.copytree(docs_dir, staged / DOCS_DIR, ignore=_HIDDEN, dirs_exist_ok=True)
+            shutil.copytree(raw_dir / DOCS_DIR, staged / DOCS_DIR, ignore=_HIDDEN, copy_function=_link_or_copy)
+        shutil.copytree(docs_dir, staged / DOCS_DIR, ignore=_HIDDEN, dirs_exist_ok=True, copy_function=_copy_fresh)
         if merge:
             old_rows = _qa_rows(find_qa_file(raw_dir))
             records = merge_qa(old_rows, _qa_rows(qa_path))
