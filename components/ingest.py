@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -178,7 +179,7 @@ def check_documents(docs: list[dict], errors: list[InputError]) -> tuple[list[di
         seen_ids[doc_id] = _where(doc)
         digest = content_hash(text)
         if digest in seen_hash:
-            logger.info("dropping %s: same content as %s", doc_id, seen_hash[digest])
+            logger.debug("dropping %s: same content as %s", doc_id, seen_hash[digest])
             aliases[doc_id] = seen_hash[digest]
             continue
         seen_hash[digest] = doc_id
@@ -304,7 +305,11 @@ def ingest_files(
         **{f"questions_{s}": int(counts[s]) for s in SPLITS},
         "corpus_chars": int(documents["text"].str.len().sum()),
     }
-    logger.info("ingested %s", report)
+    if aliases:
+        logger.info(
+            "dropped %d documents whose text repeats another one's (e.g. %s)", len(aliases), next(iter(aliases.items()))
+        )
+    logger.debug("report %s", report)
     return IngestResult(documents=documents, qa=qa, report=report, duplicates=aliases)
 
 
@@ -327,6 +332,7 @@ def ingest_paths(
         known_doc_ids: as for :func:`ingest_files`.
     """
     errors: list[InputError] = []
+    started = time.perf_counter()
     max_bytes = int(max_file_mb * 1e6)
     docs_label = docs_label or str(docs_dir).rstrip("/")
     qa_label = qa_label or str(qa_path)
@@ -343,7 +349,24 @@ def ingest_paths(
         )
     else:
         qa_file = read_source(qa_path, qa_label, "", max_bytes, root, errors)
-    return ingest_files(doc_files, qa_file, split, errors, known_doc_ids)
+    n_bytes = sum(len(f.data) for f in doc_files)
+    read_s = time.perf_counter() - started
+    logger.info(
+        "read %d files, %.1f MB in %.1f s (%.1f MB/s)",
+        len(doc_files),
+        n_bytes / 1e6,
+        read_s,
+        n_bytes / 1e6 / max(read_s, 1e-9),
+    )
+    result = ingest_files(doc_files, qa_file, split, errors, known_doc_ids)
+    total_s = time.perf_counter() - started
+    logger.info(
+        "ingested %d documents in %.1f s (%.0f documents/s)",
+        len(result.documents),
+        total_s,
+        len(result.documents) / total_s,
+    )
+    return result
 
 
 def find_qa_file(raw_dir: Path) -> Path:

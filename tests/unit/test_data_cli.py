@@ -175,3 +175,20 @@ def test_add_puts_the_old_raw_back_when_dvc_fails(tmp_path, project):
     assert result.exit_code == 1 and "`dvc add data/raw` failed" in result.output
     assert _snapshot(project) == before
     assert not list((project / "data").glob(".raw.*"))
+
+
+def test_ingest_stage_refuses_bad_raw_data_and_keeps_its_previous_output(tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "params", root / "params")
+    _inputs(root / "data" / "raw", {"a.md": "# A\n\nAlpha."}, [{"question": "A?", "answer": "x", "doc_id": "a"}])
+    monkeypatch.chdir(root)
+    assert runner.invoke(app, ["ingest"]).exit_code == 0
+    processed = _snapshot(root / "data" / "processed")
+    assert "chunks-tok-96.parquet" in processed and "qa.parquet" in processed
+    raw_before = _snapshot(root / "data" / "raw")
+    (root / "data" / "raw" / "docs" / "b.html").write_bytes(b"<p>\xff</p>")
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1 and "docs/b.html:1: not valid UTF-8" in result.output
+    assert _snapshot(root / "data" / "processed") == processed
+    assert not list((root / "data").glob(".processed*"))  # no partial output left beside it
+    assert _snapshot(root / "data" / "raw") == {**raw_before, "docs/b.html": b"<p>\xff</p>"}
