@@ -26,8 +26,9 @@ class InputError:
 class DataValidationError(ValueError):
     """The input has problems; ``errors`` lists every one of them, grouped by file."""
 
-    def __init__(self, errors: list[InputError]):
+    def __init__(self, errors: list[InputError], context: str = "the input"):
         self.errors = sorted(errors, key=lambda e: (e.file, e.line or 0))
+        self.context = context
         shown = "\n".join(f"  {e}" for e in self.errors[:50])
         more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
-        super().__init__(f"{len(errors)} problem(s) in the input:\n{shown}{more}")
+        super().__init__(f"{len(errors)} problem(s) in {context}:\n{shown}{more}")

@@ -1,10 +1,11 @@
 """Adding data to the raw folder: merge or replace, build the new folder beside it, swap, diff.
 
-``ragtune data add`` calls these in order: :func:`stage_raw` builds the complete new raw folder
-next to the old one (the old one is not touched), the caller validates it, :func:`swap_raw`
-renames it into place keeping the old one as a backup, and :func:`drop_backup` or
-:func:`restore_raw` finishes or undoes the swap (DVC, which records the new version, is run by the
-CLI between the two). :func:`diff` says what changed, document by document and question by question.
+:func:`update_raw` (what ``ragtune data add`` calls) checks the inputs, :func:`stage_raw` builds the
+complete new raw folder next to the old one (the old one is not touched), it is checked as a whole,
+:func:`swap_raw` renames it into place keeping the old one as a backup, the caller's ``record``
+(``dvc add`` in the CLI: this module never runs DVC) versions it, and the backup is deleted, or put
+back by :func:`restore_raw` if recording failed. :func:`diff` says what changed, document by
+document and question by question.
 
 Merge (the default): the new documents folder is copied over the old one, so a file at the same
 relative path replaces the old file and every other old file stays; questions are merged by id (a
@@ -25,11 +26,21 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.config import SplitConfig
 from components.errors import DataValidationError, InputError
-from components.ingest import DOCS_DIR, IngestResult, content_hash, find_qa_file, normalize_text
+from components.ingest import (
+    DOCS_DIR,
+    IngestResult,
+    content_hash,
+    find_qa_file,
+    ingest,
+    ingest_paths,
+    normalize_text,
+)
 from components.readers import SourceFile, read_qa
 
 logger = logging.getLogger(__name__)
@@ -179,6 +190,64 @@ def stage_raw(raw_dir: Path, docs_dir: Path, qa_path: Path, replace: bool) -> Pa
         discard(staged)
         raise
     return staged
+
+
+@dataclass(frozen=True)
+class RawUpdate:
+    """The outcome of :func:`update_raw`: the checked new raw data and what changed."""
+
+    result: IngestResult
+    change: RawChange
+    written: bool  # False when nothing changed and the raw folder was left alone
+
+
+def update_raw(
+    raw_dir: Path,
+    docs_dir: Path,
+    qa_path: Path,
+    split: SplitConfig,
+    max_file_mb: float,
+    replace: bool,
+    record: Callable[[], None],
+) -> RawUpdate:
+    """Check new inputs, merge them into ``raw_dir`` (or replace it) atomically, and record it.
+
+    Args:
+        record: called once the new folder is in place (the CLI runs ``dvc add``); if it raises,
+            the old folder is put back and the exception propagates.
+
+    Raises:
+        DataValidationError: the inputs, the existing raw folder (when merging) or the merged set
+            is invalid; ``raw_dir`` is untouched.
+    """
+    old = None
+    if raw_dir.exists():
+        try:
+            old = ingest(raw_dir, split, max_file_mb)
+        except DataValidationError as exc:
+            if not replace:
+                raise DataValidationError(exc.errors, f"the existing {raw_dir} (fix it, or replace it)") from exc
+    known = frozenset(old.documents["doc_id"]) if old is not None and not replace else frozenset()
+    ingest_paths(docs_dir, qa_path, split, max_file_mb, known_doc_ids=known)
+    staged = stage_raw(raw_dir, docs_dir, qa_path, replace)
+    try:
+        new = ingest(staged, split, max_file_mb)
+    except DataValidationError as exc:
+        discard(staged)
+        raise DataValidationError(exc.errors, f"the merge of {raw_dir} and the inputs") from exc
+    change = diff(old, new)
+    if change.empty and old is not None:
+        discard(staged)
+        return RawUpdate(new, change, written=False)
+    backup = swap_raw(staged, raw_dir)
+    try:
+        record()
+    except BaseException:
+        restore_raw(backup, raw_dir)
+        raise
+    if backup is not None:
+        discard(backup)
+    return RawUpdate(new, change, written=True)
 
 
 def discard(path: Path) -> None:

@@ -71,53 +71,29 @@ def add(
     replace: bool = typer.Option(False, "--replace", help="make data/raw exactly these inputs instead of merging"),
 ) -> None:
     """Check the inputs, merge them into data/raw (or --replace it) atomically, then `dvc add` it."""
-    from components import rawdata
-    from components.ingest import ingest, ingest_paths
+    from components.rawdata import update_raw
     from flows.cli import _params, _root
 
     data = _params().data
-    raw = _root() / data.paths.raw
-    old = None
-    if raw.exists():
-        try:
-            old = ingest(raw, data.split, data.max_file_mb)
-        except DataValidationError as exc:
-            if not replace:
-                typer.secho(f"the existing {data.paths.raw} is invalid: fix it, or --replace it", err=True)
-                raise _fail(exc) from exc
-    known = frozenset(old.documents["doc_id"]) if old is not None and not replace else frozenset()
+
+    def dvc_add() -> None:
+        cmd = [sys.executable, "-m", "dvc", "add", data.paths.raw]
+        proc = subprocess.run(cmd, cwd=_root(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"`dvc add {data.paths.raw}` failed:\n{proc.stderr or proc.stdout}")
+
     try:
-        ingest_paths(docs, qa, data.split, data.max_file_mb, known_doc_ids=known)
+        update = update_raw(_root() / data.paths.raw, docs, qa, data.split, data.max_file_mb, replace, dvc_add)
     except DataValidationError as exc:
         raise _fail(exc) from exc
-    staged = rawdata.stage_raw(raw, docs, qa, replace)
-    try:
-        new = ingest(staged, data.split, data.max_file_mb)
-    except DataValidationError as exc:
-        rawdata.discard(staged)
-        typer.secho(f"the merged data of {data.paths.raw} and the inputs is invalid:", fg=typer.colors.RED, err=True)
-        raise _fail(exc) from exc
-    change = rawdata.diff(old, new)
-    if change.empty and old is not None:
-        rawdata.discard(staged)
+    except RuntimeError as exc:
+        typer.secho(f"{exc}\n{data.paths.raw} is unchanged", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    if not update.written:
         typer.echo(f"nothing changed: {data.paths.raw} already holds these documents and questions")
         return
-    backup = rawdata.swap_raw(staged, raw)
-    dvc = subprocess.run(
-        [sys.executable, "-m", "dvc", "add", data.paths.raw], cwd=_root(), capture_output=True, text=True
-    )
-    if dvc.returncode != 0:
-        rawdata.restore_raw(backup, raw)
-        typer.secho(
-            f"`dvc add {data.paths.raw}` failed; {data.paths.raw} is unchanged:\n{dvc.stderr or dvc.stdout}",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(1)
-    if backup is not None:
-        rawdata.discard(backup)
-    typer.echo(_summary(new))
-    typer.echo(change.summary())
+    typer.echo(_summary(update.result))
+    typer.echo(update.change.summary())
     typer.echo(
         f"{'replaced' if replace else 'merged into'} {data.paths.raw}; recorded in {data.paths.raw}.dvc "
         f"(commit it with git; `dvc push` uploads the data)"
