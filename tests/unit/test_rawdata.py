@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import pytest
+
 from components.config import SplitConfig
 from components.ingest import ingest
-from components.rawdata import diff, discard, merge_qa, restore_raw, stage_raw, swap_raw
+from components.rawdata import diff, discard, merge_qa, restore_raw, stage_raw, swap_raw, update_raw
 from tests.conftest import write_jsonl
 
 SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2)
@@ -87,3 +89,23 @@ def test_diff_by_document_and_question(tmp_path):
 
 def _q(qa_id: str, doc: str) -> dict:
     return {"id": qa_id, "question": f"About {doc}?", "answer": "x", "doc_id": doc}
+
+
+def test_update_raw_records_once_and_puts_the_old_folder_back_if_recording_fails(tmp_path):
+    raw = _folder(tmp_path / "raw", {"a.txt": "old a"}, [{"question": "A?", "answer": "x", "doc_id": "a"}])
+    new = _folder(tmp_path / "new", {"b.txt": "new b"}, [{"question": "B?", "answer": "y", "doc_id": "b"}])
+    before = {p: p.read_bytes() for p in raw.rglob("*") if p.is_file()}
+
+    def failing() -> None:
+        assert (raw / "docs" / "b.txt").is_file()  # called with the new folder in place
+        raise RuntimeError("no DVC here")
+
+    with pytest.raises(RuntimeError, match="no DVC"):
+        update_raw(raw, new / "docs", new / "qa.jsonl", SPLIT, 1, replace=False, record=failing)
+    assert {p: p.read_bytes() for p in raw.rglob("*") if p.is_file()} == before
+    calls = []
+    update = update_raw(raw, new / "docs", new / "qa.jsonl", SPLIT, 1, replace=False, record=lambda: calls.append(1))
+    assert calls == [1] and update.written and update.change.docs_added == ["b"]
+    again = update_raw(raw, new / "docs", new / "qa.jsonl", SPLIT, 1, replace=False, record=lambda: calls.append(1))
+    assert calls == [1] and not again.written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "raw"]  # nothing left beside it
