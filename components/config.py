@@ -8,7 +8,7 @@ never as a ``KeyError`` deep inside a run. No other module reads YAML or environ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -55,17 +55,56 @@ class SplitConfig(_Strict):
 
 
 class ChunkerConfig(_Strict):
-    """How documents are cut into retrievable chunks."""
+    """Paragraph packing: whole paragraphs packed into chunks of at most ``max_chars``.
+
+    (Named ``ChunkerConfig`` for compatibility: it was the only kind.)
+    """
 
     kind: Literal["paragraph"] = "paragraph"
     max_chars: int = Field(800, gt=50)
+
+
+class SentenceChunkerConfig(_Strict):
+    """Sentence packing: whole sentences packed into chunks of at most ``max_chars``."""
+
+    kind: Literal["sentence"]
+    max_chars: int = Field(800, gt=50)
+    overlap: int = Field(0, ge=0, description="sentences repeated from the end of the previous chunk")
+
+
+class TokenChunkerConfig(_Strict):
+    """Fixed windows of ``size`` tokens, each starting ``size - overlap`` tokens after the last."""
+
+    kind: Literal["token"]
+    size: int = Field(128, gt=0)
+    overlap: int = Field(16, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> TokenChunkerConfig:
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
+        return self
+
+
+class HeadingChunkerConfig(_Strict):
+    """Markdown sections: one chunk per heading (up to ``max_level``), long ones cut at ``max_chars``."""
+
+    kind: Literal["heading"]
+    max_level: int = Field(6, ge=1, le=6)
+    max_chars: int = Field(2000, gt=50)
+
+
+AnyChunkerConfig = Annotated[
+    ChunkerConfig | SentenceChunkerConfig | TokenChunkerConfig | HeadingChunkerConfig,
+    Field(discriminator="kind"),
+]
 
 
 class DataConfig(_Strict):
     paths: Paths = Paths()
     max_file_mb: float = Field(50.0, gt=0)
     split: SplitConfig = SplitConfig()
-    chunkers: dict[str, ChunkerConfig] = {"para-400": ChunkerConfig()}
+    chunkers: dict[str, AnyChunkerConfig] = {"para-400": ChunkerConfig()}
 
 
 # --- retrieval ----------------------------------------------------------------------------------

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import typer
 
+from flows.data_cli import data_app
+
 app = typer.Typer(help="ragtune: RAG or fine-tuning, or both? Settle it with measurements.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 logger = logging.getLogger("ragtune")
 
 OFFLINE_ENV = {

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from components.config import SplitConfig
-from components.ingest import DataValidationError, ingest, normalize_text, seed_from_demo, split_questions
-from tests.conftest import REPO, write_jsonl
+from components.ingest import DataValidationError, InputError, ingest, normalize_text, seed_from_demo, split_questions
+from tests.conftest import REPO, make_pdf, write_jsonl
 
 
 def _raw(tmp_path: Path, docs: list[dict], qa: list[dict]) -> Path:
@@ -128,3 +128,124 @@ def test_seed_copies_demo_only_when_raw_is_absent(tmp_path):
     (raw / "qa.jsonl").write_text(json.dumps({"question": "mine"}) + "\n")
     assert not seed_from_demo(REPO / "data" / "demo", raw)
     assert "mine" in (raw / "qa.jsonl").read_text()
+
+
+# --- formats and each refused input of issue #3 ---------------------------------------------------
+
+
+def _messages(raw: Path) -> list[str]:
+    with pytest.raises(DataValidationError) as err:
+        _ingest(raw)
+    assert all(isinstance(e, InputError) for e in err.value.errors)
+    return [str(e) for e in err.value.errors]
+
+
+def test_mixed_formats_in_a_folder_tree_keep_their_relative_path_as_id(tmp_path):
+    raw = _raw(tmp_path, [{"id": "j", "text": "Jay."}], [])
+    (raw / "docs" / "a" / "b").mkdir(parents=True)
+    (raw / "docs" / "a" / "b" / "page.html").write_text("<title>P</title><nav>x</nav><p>Html body.</p>")
+    (raw / "docs" / "a" / "report.pdf").write_bytes(make_pdf(["Pdf body."]))
+    (raw / "docs" / "a" / "note.markdown").write_text("# N\n\nNote body.")
+    (raw / "docs" / ".DS_Store").write_bytes(b"\x00\x01")  # hidden files are ignored
+    (raw / "qa.jsonl").unlink()
+    (raw / "qa.csv").write_text('question,answer,doc_ids\nWhere?,here,"[""a/b/page"", ""a/report""]"\n')
+    result = _ingest(raw)
+    docs = result.documents.set_index("doc_id")
+    assert docs["format"].to_dict() == {"a/b/page": "html", "a/note": "markdown", "a/report": "pdf", "j": "jsonl"}
+    assert docs.loc["a/b/page", "text"] == "Html body."
+    assert result.report["documents_pdf"] == 1 and result.report["questions"] == 1
+    assert list(result.qa.iloc[0]["doc_ids"]) == ["a/b/page", "a/report"]
+
+
+def test_unknown_doc_ids_are_refused(tmp_path):
+    raw = _raw(tmp_path, [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_ids": ["a", "nope"]}])
+    assert _messages(raw) == ["qa.jsonl:1: doc_ids: unknown document id(s) ['nope']"]
+
+
+def test_empty_documents_are_refused(tmp_path):
+    raw = _raw(tmp_path, [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}])
+    (raw / "docs" / "blank.md").write_text(" \n\t\n")
+    (raw / "docs" / "only-nav.html").write_text("<nav>menu</nav><footer>f</footer>")
+    assert _messages(raw) == [
+        "docs/blank.md: text: document 'blank' is empty",
+        "docs/only-nav.html: text: document 'only-nav' is empty",
+    ]
+
+
+def test_duplicate_ids_across_files_and_formats_are_refused(tmp_path):
+    raw = _raw(
+        tmp_path,
+        [{"id": "x", "text": "From jsonl."}],
+        [
+            {"question": "Q?", "answer": "x", "doc_id": "x", "id": "q"},
+            {"question": "R?", "answer": "y", "doc_id": "x", "id": "q"},
+        ],
+    )
+    (raw / "docs" / "x.md").write_text("From markdown.")
+    assert _messages(raw) == [
+        "docs/x.md: id: duplicate document id 'x' (first at docs/d.jsonl:1)",
+        "qa.jsonl:2: id: duplicate QA id 'q' (first at qa.jsonl:1)",
+    ]
+
+
+def test_oversize_files_are_refused_before_reading(tmp_path):
+    raw = _raw(tmp_path, [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}])
+    (raw / "docs" / "big.txt").write_text("word " * 300_000)  # 1.5 MB, the limit is 1 MB
+    assert _messages(raw) == ["docs/big.txt: file is 1.5 MB, above the 1.0 MB limit"]
+
+
+def test_links_that_escape_the_raw_folder_are_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not yours")
+    raw = _raw(tmp_path / "raw", [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}])
+    (raw / "docs" / "leak.txt").symlink_to(outside / "secret.txt")
+    (raw / "docs" / "dir").symlink_to(outside, target_is_directory=True)
+    (raw / "docs" / "inside.md").symlink_to(raw / "docs" / "d.jsonl")  # stays inside: allowed (as markdown)
+    messages = _messages(raw)
+    assert len(messages) == 2
+    assert messages[0].startswith("docs/dir: link to ") and "outside" in messages[0]
+    assert messages[1].startswith("docs/leak.txt: link to ") and "copy the file in instead" in messages[1]
+
+
+def test_a_docs_folder_or_qa_file_linked_from_outside_is_refused(tmp_path):
+    elsewhere = _raw(
+        tmp_path / "elsewhere", [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}]
+    )
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "docs").symlink_to(elsewhere / "docs", target_is_directory=True)
+    (raw / "qa.jsonl").symlink_to(elsewhere / "qa.jsonl")
+    messages = _messages(raw)
+    assert [m.split(":")[0] for m in messages] == ["docs", "qa.jsonl"]
+    assert all("outside" in m for m in messages)
+
+
+def test_a_raw_folder_needs_exactly_one_qa_file(tmp_path):
+    raw = _raw(tmp_path, [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}])
+    (raw / "qa.csv").write_text("question,answer,doc_id\nQ?,x,a\n")
+    assert "more than one QA file" in _messages(raw)[0]
+    (raw / "qa.csv").unlink()
+    (raw / "qa.jsonl").unlink()
+    assert "QA file not found" in _messages(raw)[0]
+
+
+def test_errors_are_grouped_by_file(tmp_path):
+    raw = _raw(tmp_path, [{"id": "a", "text": ""}, {"id": "b"}], [{"question": "Q?", "answer": "x", "doc_id": "zz"}])
+    (raw / "docs" / "c.txt").write_bytes(b"\xff")
+    (raw / "docs" / "e.md").write_text("")
+    files = [m.split(":")[0] for m in _messages(raw)]
+    assert files == sorted(files)
+    assert files == ["docs/c.txt", "docs/d.jsonl", "docs/d.jsonl", "docs/e.md", "qa.jsonl"]
+
+
+def test_reading_writes_nothing_under_the_raw_folder(tmp_path):
+    raw = _raw(tmp_path, [{"id": "a", "text": "A."}], [{"question": "Q?", "answer": "x", "doc_id": "a"}])
+    (raw / "docs" / "r.pdf").write_bytes(make_pdf(["Pdf."]))
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in raw.rglob("*") if p.is_file()}
+    _ingest(raw)
+    (raw / "docs" / "bad.txt").write_bytes(b"\xff")
+    before[raw / "docs" / "bad.txt"] = ((raw / "docs" / "bad.txt").stat().st_mtime_ns, b"\xff")
+    _messages(raw)
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in raw.rglob("*") if p.is_file()}
+    assert after == before
