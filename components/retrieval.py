@@ -78,13 +78,13 @@ def rrf_fuse(rankings: Sequence[Sequence[Hit]], k: int = 60, limit: int | None =
 
 def vector_search(table, question: str, vector: np.ndarray | None, cfg: RetrieverConfig, depth: int) -> list[Hit]:
     """Nearest chunks by cosine similarity; score = 1 - cosine distance."""
-    rows = table.search(vector).distance_type("cosine").limit(depth).select(COLUMNS).to_list()
+    rows = table.search(vector).distance_type("cosine").limit(depth).select([*COLUMNS, "_distance"]).to_list()
     return [Hit(r["chunk_id"], r["doc_id"], r["text"], 1.0 - float(r["_distance"])) for r in rows]
 
 
 def fulltext_search(table, question: str, vector: np.ndarray | None, cfg: RetrieverConfig, depth: int) -> list[Hit]:
     """BM25 over the chunk text; score = BM25 score."""
-    rows = table.search(question, query_type="fts").limit(depth).select(COLUMNS).to_list()
+    rows = table.search(question, query_type="fts").limit(depth).select([*COLUMNS, "_score"]).to_list()
     return [Hit(r["chunk_id"], r["doc_id"], r["text"], float(r["_score"])) for r in rows]
 
 
