@@ -260,7 +260,7 @@ def sync_table(
     moved = known[
         (known["chunk_id"] != known["chunk_id_stored"])
         | (known["position"].astype(int) != known["position_stored"].astype(int))
-        | (known["heading"] != known["heading_stored"])
+        | (known["heading"].fillna("") != known["heading_stored"].fillna(""))
     ]
     new = chunks[~chunks[KEY].isin(existing[KEY])]
     stale = sorted(set(existing[KEY]) - set(chunks[KEY]))
