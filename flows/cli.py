@@ -116,15 +116,19 @@ def model() -> None:
     typer.echo(f"base model {info['name']} ({info['parameters'] / 1e6:.0f} M parameters) ready")
 
 
-def _embedder(params, name: str, cache: dict):
-    """The named embedder, loaded once per command; Ray Data for large corpora or a configured cluster."""
+def _embedder(params, name: str, cache: dict, for_corpus: bool = False):
+    """The named embedder, loaded once per command.
+
+    For the corpus (``for_corpus``) it embeds with Ray Data when many chunks are new or a Ray cluster
+    is configured (``RAY_ADDRESS``); queries are always embedded in this process.
+    """
     from components.embedding import Embedder
 
     if name not in cache:
         cache[name] = Embedder(
             params.retrieval.embedders[name],
-            ray=params.retrieval.ray_embedding,
-            ray_cluster=bool(os.environ.get("RAY_ADDRESS")),
+            ray=params.retrieval.ray_embedding if for_corpus else None,
+            ray_cluster=for_corpus and bool(os.environ.get("RAY_ADDRESS")),
         )
     return cache[name]
 
@@ -172,7 +176,7 @@ def index() -> None:
     pairs = sorted({(r.chunker, r.embedder) for r in params.retrieval.retrievers})
     embedders: dict = {}
     for chunker, embedder_name in pairs:
-        embedder = _embedder(params, embedder_name, embedders)
+        embedder = _embedder(params, embedder_name, embedders, for_corpus=True)
         fts = any(
             r.mode in NEEDS_FULLTEXT
             for r in params.retrieval.retrievers
