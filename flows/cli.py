@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -133,16 +134,36 @@ def _embedder(params, name: str, cache: dict, for_corpus: bool = False):
     return cache[name]
 
 
-def _open_retrievers(params, db) -> dict:
-    """Every retriever of params/retrieval.yaml, bound to its table (latest version) and embedder."""
-    from components.index import table_name
+def _open_retrievers(params, db, versions: dict[str, int] | None = None) -> dict:
+    """Every retriever of params/retrieval.yaml, bound to its table and embedder.
+
+    Tables are opened at their latest version, or at ``versions[table]`` to reproduce a past run.
+    """
+    from components.index import open_table_at, table_name
     from components.retrieval import Retriever
 
+    versions = versions or {}
+    unknown = set(versions) - {table_name(r.chunker, r.embedder) for r in params.retrieval.retrievers}
+    if unknown:
+        raise typer.BadParameter(f"no retriever reads table(s) {sorted(unknown)}")
     embedders: dict = {}
-    return {
-        r.name: Retriever(r, db.open_table(table_name(r.chunker, r.embedder)), _embedder(params, r.embedder, embedders))
-        for r in params.retrieval.retrievers
-    }
+    retrievers = {}
+    for r in params.retrieval.retrievers:
+        name = table_name(r.chunker, r.embedder)
+        table = open_table_at(db, name, versions[name]) if name in versions else db.open_table(name)
+        retrievers[r.name] = Retriever(r, table, _embedder(params, r.embedder, embedders))
+    return retrievers
+
+
+def _parse_versions(pins: list[str]) -> dict[str, int]:
+    """``["table=4", ...]`` -> ``{"table": 4}``."""
+    versions = {}
+    for pin in pins:
+        table, sep, version = pin.partition("=")
+        if not sep or not version.isdigit():
+            raise typer.BadParameter(f"expected TABLE=VERSION, got {pin!r}")
+        versions[table] = int(version)
+    return versions
 
 
 def _retriever_params(params, retriever) -> dict:
@@ -194,7 +215,12 @@ def index() -> None:
 
 
 @app.command("retrieval-eval")
-def retrieval_eval() -> None:
+def retrieval_eval(
+    table_version: Annotated[
+        list[str] | None,
+        typer.Option(help="TABLE=VERSION: search that table as it was, to reproduce a past run's index_table_version"),
+    ] = None,
+) -> None:
     """Score every retriever on the dev and test questions (no LLM); one MLflow run per retriever."""
     import lancedb
     import pandas as pd
@@ -206,7 +232,14 @@ def retrieval_eval() -> None:
     params = _params()
     paths, root = params.data.paths, _root()
     qa = read_parquet(root / paths.processed / "qa.parquet")
-    retrievers = _open_retrievers(params, lancedb.connect(str(root / paths.index)))
+    from components.index import TableVersionError
+
+    try:
+        db = lancedb.connect(str(root / paths.index))
+        retrievers = _open_retrievers(params, db, _parse_versions(table_version or []))
+    except TableVersionError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
     splits = params.retrieval.eval_splits
     tracking.setup(root, params.evaluation.experiment)
     tags = tracking.provenance_tags(root, _data_version(root, paths.raw))

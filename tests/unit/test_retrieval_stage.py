@@ -22,9 +22,9 @@ def project(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def _ragtune(*args: str) -> str:
+def _ragtune(*args: str, exit_code: int = 0) -> str:
     result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.exit_code == exit_code, result.output + repr(result.exception)
     return result.output
 
 
@@ -53,3 +53,20 @@ def test_index_then_retrieval_eval_logs_one_run_per_retriever(project):
     assert set(children["params.index_table_version"]) == {str(table["version"])}
     assert set(children["params.retrieval.reranker"]) == {"none"}
     assert (children["metrics.test_mrr_at_k"] >= 0).all()
+
+    # the corpus grows; retrieval-eval pinned to the logged table version reproduces the first run
+    docs = project / "data" / "raw" / "docs" / "countries.jsonl"
+    new_doc = {"id": "country/ZQ", "text": "# Zanquaria\n\nZanquaria has the made-up code ZQW."}
+    docs.write_text(docs.read_text() + json.dumps(new_doc) + "\n")
+    _ragtune("ingest")
+    _ragtune("index")
+    grown = next(iter(json.loads((project / "data" / "metrics" / "index.json").read_text()).values()))
+    assert grown["added"] == 1 and grown["version"] > table["version"]
+    _ragtune("retrieval-eval", "--table-version", f"{grown['table']}={table['version']}")
+    again = json.loads((project / "data" / "metrics" / "retrieval.json").read_text())["retrievers"]
+    for name, result in retrievers.items():
+        assert again[name]["index_table_version"] == table["version"]
+        for split in ("dev", "test"):
+            for metric in ("recall_at_k", "mrr_at_k", "ndcg_at_k", "questions"):
+                assert again[name][split][metric] == result[split][metric]
+    assert "has no version 999" in _ragtune("retrieval-eval", "--table-version", f"{grown['table']}=999", exit_code=1)
