@@ -155,4 +155,3 @@ class Embedder:
                 "ray data" if strategy is _encode_ray else "in process",
             )
         return vectors
-

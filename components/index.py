@@ -205,12 +205,14 @@ def update_indexes(table, settings: IndexSettings, fts: bool, changed: bool) -> 
         table.create_index(KEY, config=BTree())
     wants_ann = rows >= settings.ann_min_rows
     if wants_ann and VECTOR not in have:
-        logger.info("%s: %d rows >= %d: building an %s index", table.name, rows, settings.ann_min_rows,
-                    settings.ann_index_type)
+        logger.info(
+            "%s: %d rows >= %d: building an %s index", table.name, rows, settings.ann_min_rows, settings.ann_index_type
+        )
         table.create_index(VECTOR, config=_ann_config(settings))
     elif not wants_ann and VECTOR in have:
-        logger.info("%s: %d rows < %d: dropping the ANN index, search is exact", table.name, rows,
-                    settings.ann_min_rows)
+        logger.info(
+            "%s: %d rows < %d: dropping the ANN index, search is exact", table.name, rows, settings.ann_min_rows
+        )
         table.drop_index(f"{VECTOR}_idx")
     elif changed and len(have) > 0:
         table.optimize(cleanup_older_than=KEEP_VERSIONS)  # adds new rows to the vector and scalar indexes
@@ -245,8 +247,9 @@ def sync_table(
     settings = settings or IndexSettings()
     duplicates = chunks[KEY].duplicated()
     if duplicates.any():
-        logger.warning("%s: %d chunks repeat another chunk's content hash; indexing each once", name,
-                       int(duplicates.sum()))
+        logger.warning(
+            "%s: %d chunks repeat another chunk's content hash; indexing each once", name, int(duplicates.sum())
+        )
         chunks = chunks[~duplicates]
     schema = _schema(embedder)
     if name in db.list_tables().tables:
@@ -311,4 +314,3 @@ def sync_table(
 def has_fulltext_index(table) -> bool:
     """Whether ``table`` carries a full-text index on ``text``."""
     return TEXT in indices(table)
-

@@ -28,9 +28,7 @@ DOCS = pd.DataFrame(
 MORE = pd.DataFrame(
     {
         "doc_id": [f"country/X{i}" for i in range(9)],
-        "text": [
-            f"Country number {i} has the made-up code X{i}Q and its capital is Town{i}." for i in range(9)
-        ],
+        "text": [f"Country number {i} has the made-up code X{i}Q and its capital is Town{i}." for i in range(9)],
     }
 )
 
