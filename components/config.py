@@ -125,16 +125,64 @@ class EmbedderConfig(_Strict):
         return self
 
 
+RetrievalMode = Literal["vector", "fulltext", "hybrid"]
+
+# Rerankers that can run here. A cross-encoder is only allowed when its weights ship inside an
+# installed PyPI package (the hub is unreachable); none does yet, so "none" is the only choice.
+AVAILABLE_RERANKERS = ("none",)
+
+
 class RetrieverConfig(_Strict):
+    """One retriever variant: which table it reads, how it searches, how many chunks it returns."""
+
     name: str
     chunker: str
     embedder: str
-    mode: Literal["vector"] = "vector"
+    mode: RetrievalMode = "vector"
     top_k: int = Field(3, gt=0, le=50)
+    reranker: str = "none"
+    rrf_k: int = Field(60, gt=0)  # reciprocal rank fusion constant (hybrid mode)
+    candidates: int = Field(20, gt=0, le=500)  # hits taken from each list before fusion (hybrid mode)
+
+    @field_validator("reranker")
+    @classmethod
+    def _reranker_available(cls, reranker: str) -> str:
+        if reranker not in AVAILABLE_RERANKERS:
+            raise ValueError(
+                f"reranker {reranker!r} is not available offline (no packaged cross-encoder is installed); "
+                f"choose one of {list(AVAILABLE_RERANKERS)}"
+            )
+        return reranker
+
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> RetrieverConfig:
+        if self.mode == "hybrid" and self.candidates < self.top_k:
+            raise ValueError(f"retriever {self.name!r}: candidates ({self.candidates}) must be >= top_k ({self.top_k})")
+        return self
+
+
+class IndexSettings(_Strict):
+    """How each LanceDB table is indexed."""
+
+    ann_min_rows: int = Field(50_000, gt=0)  # exact (flat) search below this row count, an ANN index above
+    ann_index_type: Literal["IVF_HNSW_SQ", "IVF_PQ"] = "IVF_HNSW_SQ"
+    num_partitions: int | None = Field(None, gt=0)  # IVF partitions; None: LanceDB's default (~sqrt(rows))
+    num_sub_vectors: int | None = Field(None, gt=0)  # IVF_PQ only; None: LanceDB's default
+
+
+class RayEmbeddingConfig(_Strict):
+    """When and how chunks are embedded with Ray Data instead of in this process."""
+
+    min_chunks: int = Field(20_000, gt=0)  # at least this many new chunks: Ray Data (or whenever RAY_ADDRESS is set)
+    num_actors: int = Field(2, gt=0)  # embedding actors, each loads the model once
+    batch_size: int = Field(256, gt=0)  # chunks per Ray Data batch
 
 
 class RetrievalConfig(_Strict):
     embedders: dict[str, EmbedderConfig]
+    index: IndexSettings = IndexSettings()
+    ray_embedding: RayEmbeddingConfig = RayEmbeddingConfig()
+    eval_splits: list[Literal["dev", "test"]] = ["dev", "test"]  # splits scored by `ragtune retrieval-eval`
     retrievers: list[RetrieverConfig]
 
     @model_validator(mode="after")

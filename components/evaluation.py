@@ -15,7 +15,8 @@ import pandas as pd
 
 from components.config import EvaluationConfig
 from components.generation import chat_prompt, generate, user_message
-from components.retrieval import Hit, recall_at_k
+from components.retrieval import Hit
+from components.retrieval_metrics import METRICS, latency_summary, score_retrieval
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,19 @@ def select_questions(qa: pd.DataFrame, cfg: EvaluationConfig) -> pd.DataFrame:
 
 
 def answer_cell(
-    model, tokenizer, questions: pd.DataFrame, hits: list[list[Hit]] | None, cfg: EvaluationConfig, metric
+    model,
+    tokenizer,
+    questions: pd.DataFrame,
+    hits: list[list[Hit]] | None,
+    cfg: EvaluationConfig,
+    metric,
+    top_k: int | None = None,
 ) -> pd.DataFrame:
-    """Answer every question of a cell and score each answer; one row per question."""
+    """Answer every question of a cell and score each answer; one row per question.
+
+    With retrieval (``hits`` and the retriever's ``top_k``), each row also carries the retrieved
+    doc ids and the retrieval metrics of ``components.retrieval_metrics``.
+    """
     prompts = [
         chat_prompt(
             tokenizer,
@@ -78,7 +89,11 @@ def answer_cell(
     )
     if hits is not None:
         rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
-        rows["recall_at_k"] = [recall_at_k(row, list(gold)) for row, gold in zip(hits, questions["doc_ids"])]
+        if top_k is None:
+            raise ValueError("answer_cell needs the retriever's top_k to score retrieval")
+        scores = score_retrieval(rows["retrieved_doc_ids"].tolist(), [list(g) for g in questions["doc_ids"]], top_k)
+        for name in METRICS:
+            rows[name] = scores[name].to_numpy()
     return rows
 
 
@@ -94,8 +109,7 @@ def summarize(cell: Cell, rows: pd.DataFrame, retrieval_latency_s: list[float] |
         "completion_tokens_mean": float(rows["completion_tokens"].mean()),
     }
     if "recall_at_k" in rows:
-        metrics["recall_at_k"] = float(rows["recall_at_k"].mean())
-        metrics["retrieval_latency_p50_s"] = float(np.percentile(retrieval_latency_s, 50))
-        metrics["retrieval_latency_p95_s"] = float(np.percentile(retrieval_latency_s, 95))
+        metrics.update({name: float(rows[name].mean()) for name in METRICS})
+        metrics.update(latency_summary(retrieval_latency_s))
     logger.info("%s: EM %.3f F1 %.3f", cell.name, metrics["exact_match"], metrics["f1"])
     return metrics

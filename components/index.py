@@ -1,31 +1,64 @@
 """LanceDB indexes: one table per (chunker, embedder), updated incrementally.
 
-Rows are keyed by the chunk's content hash: a re-run embeds only chunks whose hash is new and
-deletes the rows of chunks that disappeared, so adding a few documents costs a few embeddings.
+Rows are keyed by the chunk's content hash: a re-run embeds only chunks whose hash is new, rewrites
+(with their stored vectors) chunks that only moved, and deletes the rows of chunks that disappeared,
+so adding a few documents costs a few embeddings. After every change the indexes are brought up to
+date:
+
+- a BTree scalar index on ``content_hash`` keeps upserts and deletes fast;
+- a full-text index on ``text`` (for full-text and hybrid retrievers) is rebuilt, because LanceDB
+  does not add later inserts to it;
+- an ANN index (IVF_HNSW_SQ or IVF_PQ, cosine) is built once the table holds ``ann_min_rows`` rows
+  and updated in place (``optimize``) after later changes; below that, search is exact.
+
+After an upsert the table is checked against the wanted chunks: ``merge_insert`` on a key that
+carries a scalar index has silently written nothing in some LanceDB releases, and that must fail
+loudly rather than leave a stale index.
+
 The table's schema metadata records the embedder id and vector dimension it was built with, and
 querying it with another embedder is refused (a silent dimension mismatch is a known failure of
-RAG toolkits).
+RAG toolkits). Every write makes a new table version; :func:`open_table_at` reopens any past one.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+from lancedb.index import FTS, BTree, HnswSq, IvfPq
 
+from components.config import IndexSettings
 from components.embedding import Embedder
 
 logger = logging.getLogger(__name__)
 
 EMBEDDER_KEY = b"ragtune.embedder"
 DIM_KEY = b"ragtune.dim"
+KEY = "content_hash"
+TEXT = "text"
+VECTOR = "vector"
+METADATA_COLUMNS = ["chunk_id", "doc_id", "position", "heading"]
+# optimize() would otherwise delete the files of versions older than 7 days, and past MLflow runs
+# must stay reproducible against the table version they logged.
+KEEP_VERSIONS = timedelta(days=365 * 100)
 
 
 class IndexMismatchError(ValueError):
     """A table was built with another embedder than the one used to query or update it."""
+
+
+class IndexSyncError(RuntimeError):
+    """After an update the table does not hold exactly the wanted chunks."""
+
+
+class TableVersionError(LookupError):
+    """The requested table version does not exist (never written, or cleaned up)."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +66,15 @@ class IndexReport:
     table: str
     rows: int
     added: int
+    updated: int
     deleted: int
     version: int
     embedder: str
     dim: int
+    ann_index: str | None
+    fts_index: bool
+    embed_s: float
+    index_s: float
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -50,13 +88,13 @@ def table_name(chunker: str, embedder: str) -> str:
 def _schema(embedder: Embedder) -> pa.Schema:
     return pa.schema(
         [
-            pa.field("content_hash", pa.string()),
+            pa.field(KEY, pa.string()),
             pa.field("chunk_id", pa.string()),
             pa.field("doc_id", pa.string()),
             pa.field("position", pa.int32()),
             pa.field("heading", pa.string()),
-            pa.field("text", pa.string()),
-            pa.field("vector", pa.list_(pa.float32(), embedder.dim)),
+            pa.field(TEXT, pa.string()),
+            pa.field(VECTOR, pa.list_(pa.float32(), embedder.dim)),
         ],
         metadata={EMBEDDER_KEY: embedder.name.encode(), DIM_KEY: str(embedder.dim).encode()},
     )
@@ -78,48 +116,201 @@ def check_embedder(table, embedder: Embedder) -> None:
         )
 
 
-def _rows(chunks: pd.DataFrame, embedder: Embedder) -> pa.Table:
-    vectors = embedder.encode(chunks["text"].tolist(), progress=len(chunks) > 64)
+def indices(table) -> dict[str, str]:
+    """The indexed columns of a table and their index types (``{"vector": "IVF_HNSW_SQ", ...}``)."""
+    return {config.columns[0]: config.index_type for config in table.list_indices()}
+
+
+def open_table_at(db, name: str, version: int):
+    """Open table ``name`` as it was at ``version`` (read-only), to reproduce a past run.
+
+    Raises:
+        TableVersionError: the version does not exist.
+    """
+    table = db.open_table(name)
+    versions = sorted(int(v["version"]) for v in table.list_versions())
+    if version not in versions:
+        raise TableVersionError(
+            f"table {name!r} has no version {version} (it holds versions {versions[0]}..{versions[-1]})"
+        )
+    table.checkout(version)
+    return table
+
+
+def read_columns(table, columns: list[str]) -> pa.Table:
+    """Every row of ``table``, only ``columns``."""
+    return table.search().select(columns).limit(None).to_arrow()
+
+
+def _rows(chunks: pd.DataFrame, vectors, dim: int, schema: pa.Schema) -> pa.Table:
     return pa.table(
         {
-            "content_hash": chunks["content_hash"].tolist(),
+            KEY: chunks[KEY].tolist(),
             "chunk_id": chunks["chunk_id"].tolist(),
             "doc_id": chunks["doc_id"].tolist(),
             "position": chunks["position"].astype("int32").tolist(),
             "heading": chunks["heading"].tolist(),
-            "text": chunks["text"].tolist(),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), embedder.dim),
+            TEXT: chunks[TEXT].tolist(),
+            VECTOR: pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim),
         },
-        schema=_schema(embedder),
+        schema=schema,
     )
 
 
-def sync_table(db, name: str, chunks: pd.DataFrame, embedder: Embedder) -> IndexReport:
-    """Make table ``name`` hold exactly ``chunks``, embedding only the ones it lacks."""
+def _stored_vectors(table, hashes: list[str]) -> np.ndarray:
+    """The stored vectors of ``hashes``, in that order (for chunks that only moved)."""
+    found: dict[str, object] = {}
+    for start in range(0, len(hashes), 500):
+        keys = ", ".join(f"'{h}'" for h in hashes[start : start + 500])
+        part = table.search().where(f"{KEY} IN ({keys})").select([KEY, VECTOR]).limit(None).to_arrow()
+        found.update(zip(part[KEY].to_pylist(), part[VECTOR].to_numpy(zero_copy_only=False), strict=True))
+    return np.stack([found[h] for h in hashes]).astype("float32")
+
+
+def _verify(table, chunks: pd.DataFrame) -> None:
+    """Fail when the table does not hold exactly ``chunks`` (a silent no-op upsert, a lost delete)."""
+    stored = read_columns(table, [KEY, "chunk_id", "position"]).to_pandas()
+    want = chunks[[KEY, "chunk_id", "position"]].astype({"position": "int32"})
+    merged = want.merge(stored, on=KEY, how="outer", suffixes=("", "_stored"), indicator=True)
+    missing = merged[merged["_merge"] == "left_only"]
+    extra = merged[merged["_merge"] == "right_only"]
+    stale = merged[(merged["_merge"] == "both") & (merged["chunk_id"] != merged["chunk_id_stored"])]
+    if len(missing) or len(extra) or len(stale) or len(stored) != len(want):
+        raise IndexSyncError(
+            f"table {table.name!r} is out of sync after the update: {len(missing)} chunks missing, "
+            f"{len(extra)} stale rows, {len(stale)} rows not updated, {len(stored)} rows for {len(want)} chunks "
+            "(merge_insert wrote less than it was given)"
+        )
+
+
+def _ann_config(settings: IndexSettings):
+    if settings.ann_index_type == "IVF_PQ":
+        return IvfPq(
+            distance_type="cosine", num_partitions=settings.num_partitions, num_sub_vectors=settings.num_sub_vectors
+        )
+    return HnswSq(distance_type="cosine", num_partitions=settings.num_partitions)
+
+
+def update_indexes(table, settings: IndexSettings, fts: bool, changed: bool) -> dict[str, str]:
+    """Bring the scalar, full-text and ANN indexes up to date after a change.
+
+    Returns:
+        The table's indexed columns and their index types.
+    """
+    have = indices(table)
+    rows = table.count_rows()
+    if rows == 0:
+        return have
+    if KEY not in have:
+        table.create_index(KEY, config=BTree())
+    wants_ann = rows >= settings.ann_min_rows
+    if wants_ann and VECTOR not in have:
+        logger.info(
+            "%s: %d rows >= %d: building an %s index", table.name, rows, settings.ann_min_rows, settings.ann_index_type
+        )
+        table.create_index(VECTOR, config=_ann_config(settings))
+    elif not wants_ann and VECTOR in have:
+        logger.info(
+            "%s: %d rows < %d: dropping the ANN index, search is exact", table.name, rows, settings.ann_min_rows
+        )
+        table.drop_index(f"{VECTOR}_idx")
+    elif changed and len(have) > 0:
+        table.optimize(cleanup_older_than=KEEP_VERSIONS)  # adds new rows to the vector and scalar indexes
+    if fts and (changed or TEXT not in have):
+        # LanceDB does not add inserted rows to a full-text index: rebuild it (cheap next to embedding).
+        table.create_index(TEXT, config=FTS(), replace=True)
+    return indices(table)
+
+
+def sync_table(
+    db,
+    name: str,
+    chunks: pd.DataFrame,
+    embedder: Embedder,
+    settings: IndexSettings | None = None,
+    fts: bool = True,
+) -> IndexReport:
+    """Make table ``name`` hold exactly ``chunks``, embedding only the ones it lacks.
+
+    Args:
+        db: a LanceDB connection.
+        name: the table (see :func:`table_name`).
+        chunks: the wanted chunks (columns of ``components.chunking.CHUNK_COLUMNS``).
+        embedder: anything with ``name``, ``dim`` and ``encode(texts, progress)``.
+        settings: when to build which ANN index.
+        fts: keep a full-text index on ``text`` (full-text and hybrid retrievers need one).
+
+    Raises:
+        IndexMismatchError: the table was built with another embedder.
+        IndexSyncError: the update did not leave the table holding exactly ``chunks``.
+    """
+    settings = settings or IndexSettings()
+    duplicates = chunks[KEY].duplicated()
+    if duplicates.any():
+        logger.warning(
+            "%s: %d chunks repeat another chunk's content hash; indexing each once", name, int(duplicates.sum())
+        )
+        chunks = chunks[~duplicates]
+    schema = _schema(embedder)
     if name in db.list_tables().tables:
         table = db.open_table(name)
         check_embedder(table, embedder)
-        existing = set(table.search().select(["content_hash"]).limit(None).to_arrow()["content_hash"].to_pylist())
+        existing = read_columns(table, [KEY, *METADATA_COLUMNS]).to_pandas()
     else:
-        table = db.create_table(name, schema=_schema(embedder))
-        existing = set()
-    wanted = set(chunks["content_hash"])
-    new = chunks[~chunks["content_hash"].isin(existing)]
-    stale = sorted(existing - wanted)
+        table = db.create_table(name, schema=schema)
+        existing = pd.DataFrame(columns=[KEY, *METADATA_COLUMNS])
+    known = chunks.merge(existing, on=KEY, how="inner", suffixes=("", "_stored"))
+    moved = known[
+        (known["chunk_id"] != known["chunk_id_stored"])
+        | (known["position"].astype(int) != known["position_stored"].astype(int))
+        | (known["heading"].fillna("") != known["heading_stored"].fillna(""))
+    ]
+    new = chunks[~chunks[KEY].isin(existing[KEY])]
+    stale = sorted(set(existing[KEY]) - set(chunks[KEY]))
+
+    embed_start = time.perf_counter()
     if len(new):
-        logger.info("%s: embedding %d new chunks (%d already indexed)", name, len(new), len(wanted) - len(new))
-        table.merge_insert("content_hash").when_not_matched_insert_all().execute(_rows(new, embedder))
+        logger.info("%s: embedding %d new chunks (%d already indexed)", name, len(new), len(chunks) - len(new))
+    new_vectors = embedder.encode(new[TEXT].tolist(), progress=len(new) > 64)
+    embed_s = time.perf_counter() - embed_start
+
+    index_start = time.perf_counter()
+    parts = []
+    if len(new):
+        parts.append(_rows(new, new_vectors, embedder.dim, schema))
+    if len(moved):
+        logger.info("%s: %d chunks moved (same text, new id or position): rewriting them", name, len(moved))
+        moved_chunks = moved[list(chunks.columns)]
+        parts.append(_rows(moved_chunks, _stored_vectors(table, moved_chunks[KEY].tolist()), embedder.dim, schema))
+    if parts:
+        upsert = pa.concat_tables(parts)
+        table.merge_insert(KEY).when_matched_update_all().when_not_matched_insert_all().execute(upsert)
     if stale:
         logger.info("%s: deleting %d chunks that left the corpus", name, len(stale))
         for start in range(0, len(stale), 500):
             batch = ", ".join(f"'{h}'" for h in stale[start : start + 500])
-            table.delete(f"content_hash IN ({batch})")
+            table.delete(f"{KEY} IN ({batch})")
+    changed = bool(parts or stale)
+    if changed:
+        _verify(table, chunks)
+    have = update_indexes(table, settings, fts, changed)
+    index_s = time.perf_counter() - index_start
     return IndexReport(
         table=name,
         rows=table.count_rows(),
         added=len(new),
+        updated=len(moved),
         deleted=len(stale),
         version=table.version,
         embedder=embedder.name,
         dim=embedder.dim,
+        ann_index=have.get(VECTOR),
+        fts_index=TEXT in have,
+        embed_s=round(embed_s, 3),
+        index_s=round(index_s, 3),
     )
+
+
+def has_fulltext_index(table) -> bool:
+    """Whether ``table`` carries a full-text index on ``text``."""
+    return TEXT in indices(table)

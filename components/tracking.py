@@ -82,29 +82,37 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def start_parent(run_name: str, params: dict, tags: dict[str, str]) -> str:
-    """Create the pipeline's parent run and return its id (the run is left finished)."""
-    with mlflow.start_run(run_name=run_name, tags={**tags, "ragtune.kind": "pipeline"}) as run:
+def start_parent(run_name: str, params: dict, tags: dict[str, str], kind: str = "pipeline") -> str:
+    """Create a parent run (``kind``: "pipeline" for the grid, "retrieval" for retrieval-eval); return its id.
+
+    The run is left finished; children are added with :func:`log_cell`.
+    """
+    with mlflow.start_run(run_name=run_name, tags={**tags, "ragtune.kind": kind}) as run:
         mlflow.log_params(_flat(params))
         return run.info.run_id
 
 
 def log_cell(
-    parent_id: str, cell: str, params: dict, metrics: dict, predictions: pd.DataFrame, tags: dict[str, str]
+    parent_id: str,
+    cell: str,
+    params: dict,
+    metrics: dict,
+    predictions: pd.DataFrame,
+    tags: dict[str, str],
+    kind: str = "cell",
 ) -> str:
-    """Log one grid cell as a child of the parent run: params, metrics, predictions table."""
-    with mlflow.start_run(run_id=parent_id):
-        with mlflow.start_run(
-            run_name=cell, nested=True, tags={**tags, "ragtune.kind": "cell", "ragtune.cell": cell}
-        ) as run:
-            mlflow.log_params(_flat(params))
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-            table = predictions.copy()
-            for column in table.columns:
-                if table[column].map(lambda v: isinstance(v, list | tuple)).any():
-                    table[column] = table[column].map(lambda v: " | ".join(map(str, v)))
-            mlflow.log_table(table, artifact_file="predictions.json")
-            return run.info.run_id
+    """Log one child of the parent run (a grid cell, or a retriever): params, metrics, per-question table."""
+    with mlflow.start_run(run_id=parent_id), mlflow.start_run(
+        run_name=cell, nested=True, tags={**tags, "ragtune.kind": kind, "ragtune.cell": cell}
+    ) as run:
+        mlflow.log_params(_flat(params))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        table = predictions.copy()
+        for column in table.columns:
+            if table[column].map(lambda v: isinstance(v, list | tuple)).any():
+                table[column] = table[column].map(lambda v: " | ".join(map(str, v)))
+        mlflow.log_table(table, artifact_file="predictions.json")
+        return run.info.run_id
 
 
 def log_to_run(run_id: str, metrics: dict | None = None, files: list[Path] = (), tags: dict | None = None) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -120,28 +120,170 @@ def model() -> None:
     typer.echo(f"base model {info['name']} ({info['parameters'] / 1e6:.0f} M parameters) ready")
 
 
+def _embedder(params, name: str, cache: dict, for_corpus: bool = False):
+    """The named embedder, loaded once per command.
+
+    For the corpus (``for_corpus``) it embeds with Ray Data when many chunks are new or a Ray cluster
+    is configured (``RAY_ADDRESS``); queries are always embedded in this process.
+    """
+    from components.embedding import Embedder
+
+    if name not in cache:
+        cache[name] = Embedder(
+            params.retrieval.embedders[name],
+            ray=params.retrieval.ray_embedding if for_corpus else None,
+            ray_cluster=for_corpus and bool(os.environ.get("RAY_ADDRESS")),
+        )
+    return cache[name]
+
+
+def _open_retrievers(params, db, versions: dict[str, int] | None = None) -> dict:
+    """Every retriever of params/retrieval.yaml, bound to its table and embedder.
+
+    Tables are opened at their latest version, or at ``versions[table]`` to reproduce a past run.
+    """
+    from components.index import open_table_at, table_name
+    from components.retrieval import Retriever
+
+    versions = versions or {}
+    unknown = set(versions) - {table_name(r.chunker, r.embedder) for r in params.retrieval.retrievers}
+    if unknown:
+        raise typer.BadParameter(f"no retriever reads table(s) {sorted(unknown)}")
+    embedders: dict = {}
+    retrievers = {}
+    for r in params.retrieval.retrievers:
+        name = table_name(r.chunker, r.embedder)
+        table = open_table_at(db, name, versions[name]) if name in versions else db.open_table(name)
+        retrievers[r.name] = Retriever(r, table, _embedder(params, r.embedder, embedders))
+    return retrievers
+
+
+def _parse_versions(pins: list[str]) -> dict[str, int]:
+    """``["table=4", ...]`` -> ``{"table": 4}``."""
+    versions = {}
+    for pin in pins:
+        table, sep, version = pin.partition("=")
+        if not sep or not version.isdigit():
+            raise typer.BadParameter(f"expected TABLE=VERSION, got {pin!r}")
+        versions[table] = int(version)
+    return versions
+
+
+def _retriever_params(params, retriever) -> dict:
+    """What a retriever's MLflow run records: its config, its embedder, its index settings and table version."""
+    from components.index import table_name
+
+    cfg = retriever.cfg
+    return {
+        "retrieval": cfg.model_dump(),
+        "embedder": params.retrieval.embedders[cfg.embedder].model_dump(),
+        "chunker": params.data.chunkers[cfg.chunker].model_dump(),
+        "index": params.retrieval.index.model_dump(),
+        "index_table": table_name(cfg.chunker, cfg.embedder),
+        "index_table_version": retriever.table_version,
+    }
+
+
 @app.command()
 def index() -> None:
     """Embed the chunks into one LanceDB table per (chunker, embedder), incrementally."""
     import lancedb
 
-    from components.embedding import Embedder
     from components.index import sync_table, table_name
     from components.io import read_parquet, write_json
+    from components.retrieval import NEEDS_FULLTEXT
 
     params = _params()
     paths = params.data.paths
     db = lancedb.connect(str(_root() / paths.index))
     reports = {}
     pairs = sorted({(r.chunker, r.embedder) for r in params.retrieval.retrievers})
-    embedders: dict[str, Embedder] = {}
+    embedders: dict = {}
     for chunker, embedder_name in pairs:
-        embedder = embedders.setdefault(embedder_name, Embedder(params.retrieval.embedders[embedder_name]))
+        embedder = _embedder(params, embedder_name, embedders, for_corpus=True)
+        fts = any(
+            r.mode in NEEDS_FULLTEXT
+            for r in params.retrieval.retrievers
+            if (r.chunker, r.embedder) == (chunker, embedder_name)
+        )
         chunks = read_parquet(_root() / paths.processed / f"chunks-{chunker}.parquet")
-        report = sync_table(db, table_name(chunker, embedder_name), chunks, embedder)
+        report = sync_table(db, table_name(chunker, embedder_name), chunks, embedder, params.retrieval.index, fts=fts)
         reports[report.table] = report.as_dict()
-        typer.echo(f"{report.table}: {report.rows} rows ({report.added} embedded, {report.deleted} deleted)")
+        typer.echo(
+            f"{report.table}: {report.rows} rows ({report.added} embedded, {report.updated} moved, "
+            f"{report.deleted} deleted), version {report.version}, ANN index {report.ann_index or 'none (exact)'}, "
+            f"full-text index {'yes' if report.fts_index else 'no'}"
+        )
     write_json(reports, _root() / paths.metrics / "index.json")
+
+
+@app.command("retrieval-eval")
+def retrieval_eval(
+    table_version: Annotated[
+        list[str] | None,
+        typer.Option(help="TABLE=VERSION: search that table as it was, to reproduce a past run's index_table_version"),
+    ] = None,
+) -> None:
+    """Score every retriever on the dev and test questions (no LLM); one MLflow run per retriever."""
+    import lancedb
+    import pandas as pd
+
+    from components import tracking
+    from components.io import read_parquet, write_json
+    from components.retrieval_metrics import METRICS, score_retrieval, summarize_retrieval
+
+    params = _params()
+    paths, root = params.data.paths, _root()
+    qa = read_parquet(root / paths.processed / "qa.parquet")
+    from components.index import TableVersionError
+
+    try:
+        db = lancedb.connect(str(root / paths.index))
+        retrievers = _open_retrievers(params, db, _parse_versions(table_version or []))
+    except TableVersionError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    splits = params.retrieval.eval_splits
+    tracking.setup(root, params.evaluation.experiment)
+    tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
+    parent = tracking.start_parent(
+        f"retrieval-{time.strftime('%Y%m%d-%H%M%S')}",
+        {"splits": ",".join(splits), "retrievers": ",".join(retrievers)},
+        tags,
+        kind="retrieval",
+    )
+    results = {}
+    for name, retriever in retrievers.items():
+        metrics, tables, per_split = {}, [], {}
+        for split in splits:
+            questions = qa[qa["split"] == split].sort_values("qa_id").reset_index(drop=True)
+            if questions.empty:
+                logger.warning("%s: the %s split holds no questions, skipped", name, split)
+                continue
+            hits, latencies = retriever.search(questions["question"].tolist())
+            retrieved = [[h.doc_id for h in row] for row in hits]
+            gold = [list(g) for g in questions["doc_ids"]]
+            scores = score_retrieval(retrieved, gold, retriever.cfg.top_k)
+            per_split[split] = summarize_retrieval(scores, latencies)
+            metrics.update({f"{split}_{key}": value for key, value in per_split[split].items()})
+            tables.append(
+                pd.DataFrame(
+                    {"split": split, "qa_id": questions["qa_id"], "question": questions["question"],
+                     "gold_doc_ids": gold, "retrieved_doc_ids": retrieved, "latency_s": latencies}
+                ).join(scores)
+            )
+        run_params = _retriever_params(params, retriever)
+        run_id = tracking.log_cell(parent, name, run_params, metrics, pd.concat(tables, ignore_index=True), tags,
+                                   kind="retrieval")
+        results[name] = {**per_split, "run_id": run_id, "index_table": run_params["index_table"],
+                         "index_table_version": run_params["index_table_version"]}
+        typer.echo(
+            f"{name:<28} "
+            + "  ".join(f"{s}: " + " ".join(f"{m.removesuffix('_at_k')} {per_split[s][m]:.3f}" for m in METRICS)
+                        + f" p50 {per_split[s]['retrieval_latency_p50_s'] * 1e3:.1f} ms" for s in per_split)
+        )
+    write_json({"parent_run_id": parent, "retrievers": results}, root / paths.metrics / "retrieval.json")
+    typer.echo(f"scored {len(results)} retrievers on {', '.join(splits)} (MLflow run {parent})")
 
 
 @app.command()
@@ -177,13 +319,10 @@ def evaluate() -> None:
     import pandas as pd
 
     from components import tracking
-    from components.embedding import Embedder
-    from components.evaluation import NO_RETRIEVAL, grid, select_questions, summarize, answer_cell
-    from components.index import table_name
+    from components.evaluation import NO_RETRIEVAL, answer_cell, grid, select_questions, summarize
     from components.io import atomic_path, read_json, read_parquet, write_json
     from components.metrics import load_metric
     from components.models import load_model, load_tokenizer
-    from components.retrieval import Retriever
 
     params = _params()
     paths, cfg = params.data.paths, params.evaluation
@@ -193,12 +332,10 @@ def evaluate() -> None:
     train_metrics = read_json(root / paths.metrics / "finetune.json")
     model_info = read_json(root / paths.metrics / "model.json")
 
-    db = lancedb.connect(str(root / paths.index))
-    hits, retrieval_latency, table_versions = {NO_RETRIEVAL: None}, {}, {}
-    for r in params.retrieval.retrievers:
-        retriever = Retriever(r, db.open_table(table_name(r.chunker, r.embedder)), Embedder(params.retrieval.embedders[r.embedder]))
-        hits[r.name], retrieval_latency[r.name] = retriever.search(questions["question"].tolist())
-        table_versions[r.name] = retriever.table_version
+    hits, retrieval_latency, retriever_params = {NO_RETRIEVAL: None}, {}, {}
+    for name, retriever in _open_retrievers(params, lancedb.connect(str(root / paths.index))).items():
+        hits[name], retrieval_latency[name] = retriever.search(questions["question"].tolist())
+        retriever_params[name] = _retriever_params(params, retriever)
 
     experiment_id = tracking.setup(root, cfg.experiment)
     tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
@@ -216,7 +353,8 @@ def evaluate() -> None:
         if not cells or cells[-1]["model"] != cell.model:
             adapter_dir = None if cell.model == "base" else root / paths.models / "adapters" / cell.model
             model = load_model(base_dir, adapter_dir)
-        rows = answer_cell(model, tokenizer, questions, hits[cell.retriever], cfg, metric)
+        top_k = retrievers[cell.retriever].top_k if cell.retriever in retrievers else None
+        rows = answer_cell(model, tokenizer, questions, hits[cell.retriever], cfg, metric, top_k=top_k)
         metrics = summarize(cell, rows, retrieval_latency.get(cell.retriever))
         cell_params = {
             "model": cell.model,
@@ -232,8 +370,7 @@ def evaluate() -> None:
             "split": cfg.split,
         }
         if cell.retriever in retrievers:
-            cell_params["index_table"] = table_name(retrievers[cell.retriever].chunker, retrievers[cell.retriever].embedder)
-            cell_params["index_table_version"] = table_versions[cell.retriever]
+            cell_params.update(retriever_params[cell.retriever])
         if cell.model in train_metrics:
             train = train_metrics[cell.model]
             metrics.update({"train_wall_time_s": train["wall_time_s"], "train_tokens_per_s": train["tokens_per_s"],

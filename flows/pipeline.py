@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from components.config import load_params
 from components.ingest import seed_from_demo
 
-STAGES = ("ingest", "model", "index", "finetune", "evaluate", "select")
+STAGES = ("ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select")
 
 
 @task(name="seed-raw-data")

@@ -83,7 +83,7 @@ def _runs(project: Path):
 
 def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     first = _ragtune(project, "run")
-    assert "stages run: ingest, model, index, finetune, evaluate, select" in first.stdout
+    assert "stages run: ingest, model, index, retrieval_eval, finetune, evaluate, select" in first.stdout
 
     runs = _runs(project)
     parents = runs[runs["tags.ragtune.kind"] == "pipeline"]
@@ -91,8 +91,9 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     assert len(parents) == 1
     parent_id = parents.iloc[0]["run_id"]
     assert set(cells["tags.mlflow.parentRunId"]) == {parent_id}
+    retrievers = ["vector-minilm-k3", "fulltext-k3", "hybrid-rrf-k3"]
     assert sorted(cells["tags.ragtune.cell"]) == sorted(
-        ["base+none", "base+vector-minilm-k3", "lora-r8-qv+none", "lora-r8-qv+vector-minilm-k3"]
+        f"{model}+{retriever}" for model in ("base", "lora-r8-qv") for retriever in ["none", *retrievers]
     )
     for _, cell in cells.iterrows():
         assert cell["params.base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -107,6 +108,14 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     # retrieval on this tiny corpus finds the gold country document
     rag_cells = cells[cells["params.retriever"] != "none"]
     assert (rag_cells["metrics.recall_at_k"] >= 0.75).all()
+    assert (rag_cells["metrics.mrr_at_k"] > 0).all() and (rag_cells["metrics.ndcg_at_k"] > 0).all()
+    assert rag_cells["params.index_table_version"].notna().all()
+
+    # retrieval-eval: its own parent run, one child per retriever with dev and test metrics
+    retrieval = runs[runs["tags.ragtune.kind"] == "retrieval"]
+    retrieval_children = retrieval[retrieval["tags.mlflow.parentRunId"].notna()]
+    assert sorted(retrieval_children["params.retrieval.name"]) == sorted(retrievers)
+    assert (retrieval_children["metrics.test_recall_at_k"] >= 0.75).all()
 
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     raw_md5 = next(d["md5"] for d in lock["stages"]["ingest"]["deps"] if d["path"] == "data/raw")
@@ -115,7 +124,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     assert set(runs["tags.ragtune.git_commit"].dropna()) <= {commit, f"{commit}-dirty"}
 
     board = (project / "reports" / "leaderboard.md").read_text()
-    assert board.count("| lora-r8-qv+") == 2 and board.count("| base+") == 2
+    assert board.count("| lora-r8-qv+") == 4 and board.count("| base+") == 4
     best_cell = parents.iloc[0]["tags.ragtune.best_cell"]
     assert f"Best: **{best_cell}**" in board and board in first.stdout
 
@@ -126,7 +135,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     # changing only an evaluation param re-runs evaluation and selection, not training
     _edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
     third = _ragtune(project, "run")
-    assert "stages run: evaluate, select; skipped: ingest, model, index, finetune" in third.stdout
+    assert "stages run: evaluate, select; skipped: ingest, model, index, retrieval_eval, finetune" in third.stdout
     assert (_runs(project)["tags.ragtune.kind"] == "pipeline").sum() == 2
 
 

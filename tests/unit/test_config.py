@@ -54,3 +54,36 @@ def test_retriever_must_name_known_chunker(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="data.yaml: params file not found"):
         load_params(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("mode", "semantic", r"retrieval.yaml: retrievers.0.mode: Input should be 'vector', 'fulltext' or 'hybrid'"),
+        ("reranker", "ms-marco-minilm", r"retrievers.0.reranker: .*not available offline"),
+        ("top_k", 0, r"retrievers.0.top_k"),
+        ("rrf_k", 0, r"retrievers.0.rrf_k"),
+    ],
+)
+def test_bad_retriever_values_are_refused(tmp_path, field, value, message):
+    def edit(name, data):
+        if name == "retrieval":
+            data["retrievers"][0][field] = value
+
+    with pytest.raises(ConfigError, match=message):
+        load_params(_copy_params(tmp_path, edit))
+
+
+def test_hybrid_needs_at_least_top_k_candidates(tmp_path):
+    def edit(name, data):
+        if name == "retrieval":
+            data["retrievers"][0].update(mode="hybrid", top_k=5, candidates=3)
+
+    with pytest.raises(ConfigError, match=r"candidates \(3\) must be >= top_k \(5\)"):
+        load_params(_copy_params(tmp_path, edit))
+
+
+def test_default_retrievers_cover_every_mode():
+    retrievers = load_params(REPO / "params").retrieval.retrievers
+    assert {r.mode for r in retrievers} >= {"vector", "fulltext", "hybrid"}
+    assert all((r.top_k, r.chunker, r.embedder, r.reranker) == (3, "para-400", "minilm", "none") for r in retrievers)
