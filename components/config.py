@@ -287,6 +287,7 @@ class EvaluationConfig(_Strict):
     split: Literal["dev", "test"] = "test"
     max_questions: int | None = Field(None, gt=0)
     main_metric: Literal["exact_match", "f1"] = "f1"
+    grid_retrievers: list[str] | None = None  # retrievers in the LLM grid; None: every retriever
     generation: GenerationConfig = GenerationConfig()
     prompts: PromptConfig
 
@@ -298,6 +299,19 @@ class Params(_Strict):
     retrieval: RetrievalConfig
     finetune: FinetuneConfig
     evaluation: EvaluationConfig
+
+    def grid_retrievers(self) -> list[str]:
+        """The retrievers the LLM grid pairs with every model variant, in params order."""
+        wanted = self.evaluation.grid_retrievers
+        return [r.name for r in self.retrieval.retrievers if wanted is None or r.name in wanted]
+
+    @model_validator(mode="after")
+    def _grid_retrievers_exist(self) -> Params:
+        known = {r.name for r in self.retrieval.retrievers}
+        unknown = sorted(set(self.evaluation.grid_retrievers or []) - known)
+        if unknown:
+            raise ValueError(f"evaluation.grid_retrievers names unknown retriever(s) {unknown}; known: {sorted(known)}")
+        return self
 
     @model_validator(mode="after")
     def _chunkers_exist(self) -> Params:

@@ -333,7 +333,10 @@ def evaluate() -> None:
     model_info = read_json(root / paths.metrics / "model.json")
 
     hits, retrieval_latency, retriever_params = {NO_RETRIEVAL: None}, {}, {}
+    in_grid = params.grid_retrievers()
     for name, retriever in _open_retrievers(params, lancedb.connect(str(root / paths.index))).items():
+        if name not in in_grid:
+            continue
         hits[name], retrieval_latency[name] = retriever.search(questions["question"].tolist())
         retriever_params[name] = _retriever_params(params, retriever)
 
@@ -349,7 +352,7 @@ def evaluate() -> None:
     retrievers = {r.name: r for r in params.retrieval.retrievers}
     adapters = {a.name: a for a in params.finetune.adapters}
     cells, all_rows = [], []
-    for cell in grid(list(adapters), list(retrievers)):
+    for cell in grid(list(adapters), in_grid):
         if not cells or cells[-1]["model"] != cell.model:
             adapter_dir = None if cell.model == "base" else root / paths.models / "adapters" / cell.model
             model = load_model(base_dir, adapter_dir)
@@ -392,7 +395,7 @@ def select() -> None:
     """Rank the cells, write the leaderboard, and record the best cell on the parent run."""
     from components import tracking
     from components.io import read_json, write_json, write_text
-    from components.selection import leaderboard, to_markdown
+    from components.selection import RETRIEVAL_COLUMNS, leaderboard, retrieval_table, to_markdown
 
     params = _params()
     paths, cfg = params.data.paths, params.evaluation
@@ -405,6 +408,11 @@ def select() -> None:
         f"({int(best['questions'])} questions). MLflow parent run: {evaluated['parent_run_id']}\n\n"
         f"{to_markdown(table)}\nBest: **{best['cell']}** ({cfg.main_metric} {best[cfg.main_metric]:.3f})\n"
     )
+    retrieval_json = root / paths.metrics / "retrieval.json"
+    if retrieval_json.is_file():
+        scores = retrieval_table(read_json(retrieval_json)["retrievers"], cfg.split)
+        markdown += (f"\n## Retrieval alone ({cfg.split} split, every retriever)\n\n"
+                     f"{to_markdown(scores, RETRIEVAL_COLUMNS)}")
     report = root / paths.reports / "leaderboard.md"
     write_text(markdown, report)
     write_json({"cell": best["cell"], "model": best["model"], "retriever": best["retriever"],
