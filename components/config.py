@@ -282,6 +282,22 @@ class PromptConfig(_Strict):
         return self
 
 
+class CostConfig(_Strict):
+    """Prices that turn measured compute time and tokens into money (see docs/decision.md)."""
+
+    cpu_hour: float = Field(0.05, ge=0.0)  # price of one CPU-machine hour (one training worker, one index build)
+    per_1k_tokens: float = Field(0.0, ge=0.0)  # price per 1,000 prompt + completion tokens (0: self-hosted)
+    query_volume: int = Field(100_000, gt=0)  # queries the fixed costs are spread over (amortisation)
+
+
+class StatisticsConfig(_Strict):
+    """Paired bootstrap over the questions."""
+
+    resamples: int = Field(2000, ge=100)  # more: steadier interval ends, slower
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+
+
 class EvaluationConfig(_Strict):
     experiment: str = "ragtune"
     split: Literal["dev", "test"] = "test"
@@ -290,6 +306,8 @@ class EvaluationConfig(_Strict):
     grid_retrievers: list[str] | None = None  # retrievers in the LLM grid; None: every retriever
     generation: GenerationConfig = GenerationConfig()
     prompts: PromptConfig
+    cost: CostConfig = CostConfig()
+    statistics: StatisticsConfig = StatisticsConfig()
 
 
 class Params(_Strict):
