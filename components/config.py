@@ -38,6 +38,7 @@ class Paths(_Strict):
     eval: str = "data/eval"
     metrics: str = "data/metrics"
     reports: str = "reports"
+    cache: str = "data/cache"  # prediction cache: not a DVC output, so it survives re-runs
 
 
 class SplitConfig(_Strict):
@@ -302,10 +303,11 @@ class EvaluationConfig(_Strict):
     experiment: str = "ragtune"
     split: Literal["dev", "test"] = "test"
     max_questions: int | None = Field(None, gt=0)
-    main_metric: Literal["exact_match", "f1"] = "f1"
+    main_metric: Literal["exact_match", "f1", "rouge_l"] = "f1"
     grid_retrievers: list[str] | None = None  # retrievers in the LLM grid; None: every retriever
     generation: GenerationConfig = GenerationConfig()
     prompts: PromptConfig
+    answered_threshold: float = Field(0.5, gt=0.0, le=1.0)  # main metric at least this: answered (complementarity)
     cost: CostConfig = CostConfig()
     statistics: StatisticsConfig = StatisticsConfig()
 

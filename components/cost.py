@@ -67,14 +67,13 @@ def break_even(a: CellCost, b: CellCost) -> float:
     """Query volume above which the mix with the higher fixed cost is the cheaper one.
 
     Returns:
-        The volume, 0.0 when one mix is never dearer, or ``NEVER`` (inf) when the mix with the
-        higher fixed cost does not save anything per query (it never catches up).
+        The volume, or ``NEVER`` (inf) when the mix with the higher fixed cost does not save
+        anything per query (it never catches up), and when both fixed costs are equal (then the
+        cheaper per query is cheaper at every volume and nothing is ever overtaken).
     """
     high, low = (a, b) if a.fixed >= b.fixed else (b, a)
     saving = low.per_query - high.per_query
-    if high.fixed == low.fixed:
-        return 0.0
-    if saving <= 0:
+    if high.fixed == low.fixed or saving <= 0:
         return NEVER
     return (high.fixed - low.fixed) / saving
 

@@ -159,4 +159,55 @@ def _cost(row: pd.Series) -> CellCost:
 def _money(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.2g}"
+
+
+def pareto_front(table: pd.DataFrame, quality: str, cost: str) -> pd.Series:
+    """True for the cells no other cell beats on both axes (quality at least as high, cost at most as high,
+    one of them strictly)."""
+    q, c = table[quality].to_numpy(), table[cost].to_numpy()
+    front = [
+        not any((q[j] >= q[i]) and (c[j] <= c[i]) and ((q[j] > q[i]) or (c[j] < c[i])) for j in range(len(q)))
+        for i in range(len(q))
+    ]
+    return pd.Series(front, index=table.index)
+
+
+COMPARE_COLUMNS = [
+    "rank",
+    "cell",
+    "mean",
+    "ci",
+    "exact_match",
+    "f1",
+    "rouge_l",
+    "answer_support",
+    "recall_at_k",
+    "latency_p50_s",
+    "cost_per_1k_amortised",
+]
+
+
+def from_runs(children: pd.DataFrame, main_metric: str) -> pd.DataFrame:
+    """A leaderboard from the cell runs MLflow returns (``metrics.*`` / ``params.*`` / ``tags.*`` columns).
+
+    Intervals and costs appear when ``ragtune select`` logged them (``<metric>_ci_low``, ``cost_*``).
+    """
+    cells = children[children.get("tags.ragtune.kind", pd.Series("cell", index=children.index)) == "cell"]
+    if cells.empty:
+        raise ValueError("the parent run has no cell runs")
+    metric = f"metrics.{main_metric}"
+    if metric not in cells:
+        raise ValueError(f"the cell runs have no {main_metric} metric")
+    out = pd.DataFrame({"cell": cells["tags.ragtune.cell"], "mean": cells[metric]})
+    for name in COMPARE_COLUMNS:
+        if f"metrics.{name}" in cells:
+            out[name] = cells[f"metrics.{name}"]
+    low, high = f"metrics.{main_metric}_ci_low", f"metrics.{main_metric}_ci_high"
+    if low in cells:
+        out["ci"] = [
+            "-" if pd.isna(lo) else f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(cells[low], cells[high], strict=True)
+        ]
+    out = out.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out[[c for c in COMPARE_COLUMNS if c in out]]
