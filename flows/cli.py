@@ -405,7 +405,7 @@ def evaluate() -> None:
                root / paths.metrics / "eval.json")
     typer.echo(
         f"evaluated {len(cells)} cells on {len(questions)} {cfg.split} questions, {generated} answers generated "
-        f"(the rest from data/cache/predictions) (MLflow run {parent})"
+        f"(the rest from {paths.cache}/predictions) (MLflow run {parent})"
     )
 
 
