@@ -1,8 +1,9 @@
 """Benchmark: wall time of the LLM grid (the `evaluate` stage's work), per cell, cold and cached.
 
 Runs every cell of params/evaluation.yaml's grid on the first N questions of the split with the
-same component calls as `ragtune evaluate` (retrieval once per retriever, one model load per model
-variant), first with an empty prediction cache, then again with the cache it filled.
+same component calls as `ragtune evaluate` (retrieval once per retriever; the model is loaded per cell
+so that its load time shows), first with an empty prediction cache, then again with the cache it filled.
+Run it with PYTHONPATH=. from the repository root.
 
     .venv/bin/python bench/grid.py [--project .] [--max-questions 16]
 
