@@ -38,6 +38,7 @@ class Paths(_Strict):
     eval: str = "data/eval"
     metrics: str = "data/metrics"
     reports: str = "reports"
+    cache: str = "data/cache"  # prediction cache: not a DVC output, so it survives re-runs
 
 
 class SplitConfig(_Strict):
@@ -282,14 +283,33 @@ class PromptConfig(_Strict):
         return self
 
 
+class CostConfig(_Strict):
+    """Prices that turn measured compute time and tokens into money (see docs/decision.md)."""
+
+    cpu_hour: float = Field(0.05, ge=0.0)  # price of one CPU-machine hour (one training worker, one index build)
+    per_1k_tokens: float = Field(0.0, ge=0.0)  # price per 1,000 prompt + completion tokens (0: self-hosted)
+    query_volume: int = Field(100_000, gt=0)  # queries the fixed costs are spread over (amortisation)
+
+
+class StatisticsConfig(_Strict):
+    """Paired bootstrap over the questions."""
+
+    resamples: int = Field(2000, ge=100)  # more: steadier interval ends, slower
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+
+
 class EvaluationConfig(_Strict):
     experiment: str = "ragtune"
     split: Literal["dev", "test"] = "test"
     max_questions: int | None = Field(None, gt=0)
-    main_metric: Literal["exact_match", "f1"] = "f1"
+    main_metric: Literal["exact_match", "f1", "rouge_l"] = "f1"
     grid_retrievers: list[str] | None = None  # retrievers in the LLM grid; None: every retriever
     generation: GenerationConfig = GenerationConfig()
     prompts: PromptConfig
+    answered_threshold: float = Field(0.5, gt=0.0, le=1.0)  # main metric at least this: answered (complementarity)
+    cost: CostConfig = CostConfig()
+    statistics: StatisticsConfig = StatisticsConfig()
 
 
 class Params(_Strict):

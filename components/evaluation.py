@@ -15,6 +15,7 @@ import pandas as pd
 
 from components.config import EvaluationConfig
 from components.generation import chat_prompt, generate, user_message
+from components.prediction_cache import PredictionCache
 from components.retrieval import Hit
 from components.retrieval_metrics import METRICS, latency_summary, score_retrieval
 
@@ -54,10 +55,16 @@ def answer_cell(
     questions: pd.DataFrame,
     hits: list[list[Hit]] | None,
     cfg: EvaluationConfig,
-    metric,
+    metrics: dict,
     top_k: int | None = None,
+    cache: PredictionCache | None = None,
 ) -> pd.DataFrame:
     """Answer every question of a cell and score each answer; one row per question.
+
+    Args:
+        metrics: loaded evaluate modules by name: ``qa_match`` (required), ``rouge_l`` and
+            ``answer_support`` (scored when given; support only with retrieval, NaN without).
+        cache: answers already generated for the same scope and prompt are reused from it.
 
     With retrieval (``hits`` and the retriever's ``top_k``), each row also carries the retrieved
     doc ids and the retrieval metrics of ``components.retrieval_metrics``.
@@ -70,10 +77,14 @@ def answer_cell(
         )
         for i, q in enumerate(questions["question"])
     ]
-    generations = generate(model, tokenizer, prompts, cfg.generation)
+
+    def run(batch: list[str]) -> list:
+        return generate(model, tokenizer, batch, cfg.generation)
+
+    generations = cache.generate(prompts, run) if cache is not None else run(prompts)
     predictions = [g.answer for g in generations]
     references = [list(a) for a in questions["answers"]]
-    scores = metric.compute(predictions=predictions, references=references)
+    scores = metrics["qa_match"].compute(predictions=predictions, references=references)
     rows = pd.DataFrame(
         {
             "qa_id": questions["qa_id"],
@@ -87,6 +98,18 @@ def answer_cell(
             "latency_s": [g.latency_s for g in generations],
         }
     )
+    if "rouge_l" in metrics:
+        rows["rouge_l"] = metrics["rouge_l"].compute(predictions=predictions, references=references)[
+            "rouge_l_per_example"
+        ]
+    if "answer_support" in metrics:
+        rows["answer_support"] = (
+            np.nan
+            if hits is None
+            else metrics["answer_support"].compute(
+                predictions=predictions, contexts=[[h.text for h in row] for row in hits]
+            )["answer_support_per_example"]
+        )
     if hits is not None:
         rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
         if top_k is None:
@@ -103,11 +126,15 @@ def summarize(cell: Cell, rows: pd.DataFrame, retrieval_latency_s: list[float] |
         "questions": len(rows),
         "exact_match": float(rows["exact_match"].mean()),
         "f1": float(rows["f1"].mean()),
+        "latency_mean_s": float(rows["latency_s"].mean()),
         "latency_p50_s": float(np.percentile(rows["latency_s"], 50)),
         "latency_p95_s": float(np.percentile(rows["latency_s"], 95)),
         "prompt_tokens_mean": float(rows["prompt_tokens"].mean()),
         "completion_tokens_mean": float(rows["completion_tokens"].mean()),
     }
+    for name in ("rouge_l", "answer_support"):
+        if name in rows and rows[name].notna().any():
+            metrics[name] = float(rows[name].mean())  # NaN rows (empty answers) are skipped
     if "recall_at_k" in rows:
         metrics.update({name: float(rows[name].mean()) for name in METRICS})
         metrics.update(latency_summary(retrieval_latency_s))

@@ -28,14 +28,19 @@ def default_tracking_uri(root: Path) -> str:
     return f"sqlite:///{(root / DEFAULT_DB).resolve()}"
 
 
+def connect(root: Path) -> None:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` if set, else the sqlite store in ``root`` (creates nothing)."""
+    if not MLFLOW_TRACKING_URI.is_set():
+        mlflow.set_tracking_uri(default_tracking_uri(root))
+
+
 def setup(root: Path, experiment: str) -> str:
     """Point MLflow at ``MLFLOW_TRACKING_URI`` if set, else the sqlite store in ``root``.
 
     Returns:
         The experiment id (created, with its artifact folder, if new).
     """
-    if not MLFLOW_TRACKING_URI.is_set():
-        mlflow.set_tracking_uri(default_tracking_uri(root))
+    connect(root)
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is not None:
@@ -129,3 +134,36 @@ def log_to_run(run_id: str, metrics: dict | None = None, files: list[Path] = (),
 def cell_runs(parent_id: str) -> pd.DataFrame:
     """The child runs of a parent run, as MLflow's search returns them."""
     return mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", search_all_experiments=True)
+
+
+def latest_parent(experiment: str, kind: str = "pipeline") -> str:
+    """The id of the newest parent run of ``kind`` in ``experiment``.
+
+    Raises:
+        LookupError: no such experiment, or no such run in it.
+    """
+    found = MlflowClient().get_experiment_by_name(experiment)
+    if found is None:
+        raise LookupError(f"no MLflow experiment named {experiment!r}")
+    runs = mlflow.search_runs(
+        experiment_ids=[found.experiment_id],
+        filter_string=f"tags.`ragtune.kind` = '{kind}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if runs.empty:
+        raise LookupError(f"experiment {experiment!r} has no {kind} run: run `ragtune evaluate` first")
+    return str(runs.iloc[0]["run_id"])
+
+
+def run_info(run_id: str) -> dict:
+    """A run's params, metrics and tags as plain dicts.
+
+    Raises:
+        LookupError: no run with that id.
+    """
+    try:
+        run = MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        raise LookupError(f"no MLflow run {run_id!r}") from exc
+    return {"params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}

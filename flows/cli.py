@@ -207,8 +207,9 @@ def index() -> None:
             if (r.chunker, r.embedder) == (chunker, embedder_name)
         )
         chunks = read_parquet(_root() / paths.processed / f"chunks-{chunker}.parquet")
+        started = time.perf_counter()
         report = sync_table(db, table_name(chunker, embedder_name), chunks, embedder, params.retrieval.index, fts=fts)
-        reports[report.table] = report.as_dict()
+        reports[report.table] = {**report.as_dict(), "build_time_s": time.perf_counter() - started}
         typer.echo(
             f"{report.table}: {report.rows} rows ({report.added} embedded, {report.updated} moved, "
             f"{report.deleted} deleted), version {report.version}, ANN index {report.ann_index or 'none (exact)'}, "
@@ -323,6 +324,7 @@ def evaluate() -> None:
     from components.io import atomic_path, read_json, read_parquet, write_json
     from components.metrics import load_metric
     from components.models import load_model, load_tokenizer
+    from components.prediction_cache import PredictionCache, content_hash
 
     params = _params()
     paths, cfg = params.data.paths, params.evaluation
@@ -347,17 +349,31 @@ def evaluate() -> None:
         {"evaluation": cfg.model_dump(exclude={"prompts"}), "questions": len(questions)},
         tags,
     )
-    metric = load_metric("qa_match")
+    metrics_modules = {name: load_metric(name) for name in ("qa_match", "rouge_l", "answer_support")}
     tokenizer = load_tokenizer(base_dir)
     retrievers = {r.name: r for r in params.retrieval.retrievers}
     adapters = {a.name: a for a in params.finetune.adapters}
-    cells, all_rows = [], []
+    cells, all_rows, generated = [], [], 0
     for cell in grid(list(adapters), in_grid):
         if not cells or cells[-1]["model"] != cell.model:
             adapter_dir = None if cell.model == "base" else root / paths.models / "adapters" / cell.model
             model = load_model(base_dir, adapter_dir)
+            adapter_hash = "none" if adapter_dir is None else content_hash(adapter_dir)
         top_k = retrievers[cell.retriever].top_k if cell.retriever in retrievers else None
-        rows = answer_cell(model, tokenizer, questions, hits[cell.retriever], cfg, metric, top_k=top_k)
+        cache = PredictionCache(
+            root / paths.cache / "predictions",
+            {
+                "base_model": model_info,
+                "adapter": adapter_hash,
+                "retrieval": retriever_params.get(cell.retriever, "none"),
+                "prompts": cfg.prompts.model_dump(),
+                "generation": cfg.generation.model_dump(),
+            },
+        )
+        rows = answer_cell(
+            model, tokenizer, questions, hits[cell.retriever], cfg, metrics_modules, top_k=top_k, cache=cache
+        )
+        generated += cache.generated
         metrics = summarize(cell, rows, retrieval_latency.get(cell.retriever))
         cell_params = {
             "model": cell.model,
@@ -387,45 +403,152 @@ def evaluate() -> None:
         write_json({"parent_run_id": parent, "experiment_id": experiment_id, "cells": cells}, out / "cells.json")
     write_json({c["cell"]: {k: v for k, v in c.items() if isinstance(v, float)} for c in cells},
                root / paths.metrics / "eval.json")
-    typer.echo(f"evaluated {len(cells)} cells on {len(questions)} {cfg.split} questions (MLflow run {parent})")
+    typer.echo(
+        f"evaluated {len(cells)} cells on {len(questions)} {cfg.split} questions, {generated} answers generated "
+        f"(the rest from {paths.cache}/predictions) (MLflow run {parent})"
+    )
 
 
 @app.command()
 def select() -> None:
-    """Rank the cells, write the leaderboard, and record the best cell on the parent run."""
+    """Rank the cells with intervals and costs, recommend a mix, write the report; record it in MLflow."""
     from components import tracking
-    from components.io import read_json, write_json, write_text
-    from components.selection import RETRIEVAL_COLUMNS, leaderboard, retrieval_table, to_markdown
+    from components.decision import break_even_table, complementarity, decision_table, recommend
+    from components.index import table_name
+    from components.io import atomic_path, read_json, read_parquet, write_json, write_text
+    from components.report import html_report, markdown_report, plot_complementarity, plot_pareto
+    from components.selection import RETRIEVAL_COLUMNS, retrieval_table, to_markdown
 
     params = _params()
     paths, cfg = params.data.paths, params.evaluation
     root = _root()
     evaluated = read_json(root / paths.eval / "cells.json")
-    table = leaderboard(evaluated["cells"], cfg.main_metric)
-    best = table.iloc[0]
-    markdown = (
-        f"# ragtune leaderboard\n\nSorted by {cfg.main_metric} on the {cfg.split} split "
-        f"({int(best['questions'])} questions). MLflow parent run: {evaluated['parent_run_id']}\n\n"
-        f"{to_markdown(table)}\nBest: **{best['cell']}** ({cfg.main_metric} {best[cfg.main_metric]:.3f})\n"
-    )
+    rows = read_parquet(root / paths.eval / "predictions.parquet")
+    finetune_json, index_json = root / paths.metrics / "finetune.json", root / paths.metrics / "index.json"
+    train = read_json(finetune_json) if finetune_json.is_file() else {}
+    tables = read_json(index_json) if index_json.is_file() else {}
+    index_time = {
+        r.name: tables.get(table_name(r.chunker, r.embedder), {}).get("build_time_s", 0.0)
+        for r in params.retrieval.retrievers
+    }
+    table = decision_table(evaluated["cells"], rows, cfg.main_metric, cfg.statistics, cfg.cost, train, index_time)
+    rec = recommend(table, cfg.main_metric, cfg.statistics, cfg.cost)
+    pairs = break_even_table(table)
+    comp = complementarity(rows, evaluated["cells"], cfg.main_metric, cfg.answered_threshold)
+
+    reports = root / paths.reports
+    charts = {
+        "quality_vs_cost.png": lambda out: plot_pareto(table, "cost_per_1k_amortised", "$ per 1,000 queries", out),
+        "quality_vs_latency.png": lambda out: plot_pareto(table, "latency_p50_s", "latency p50 (s)", out),
+    }
+    if not comp.empty:
+        charts["complementarity.png"] = lambda out: plot_complementarity(comp, out)
+    for name, draw in charts.items():
+        with atomic_path(reports / name) as tmp:
+            draw(tmp)
+    header = {
+        "main_metric": cfg.main_metric,
+        "split": cfg.split,
+        "questions": int(table.iloc[0]["questions"]),
+        "parent_run_id": evaluated["parent_run_id"],
+        "confidence": cfg.statistics.confidence,
+        "resamples": cfg.statistics.resamples,
+        "query_volume": cfg.cost.query_volume,
+    }
+    markdown = markdown_report(table, rec, pairs, comp, header, list(charts))
     retrieval_json = root / paths.metrics / "retrieval.json"
     if retrieval_json.is_file():
         scores = retrieval_table(read_json(retrieval_json)["retrievers"], cfg.split)
-        markdown += (f"\n## Retrieval alone ({cfg.split} split, every retriever)\n\n"
-                     f"{to_markdown(scores, RETRIEVAL_COLUMNS)}")
-    report = root / paths.reports / "leaderboard.md"
-    write_text(markdown, report)
-    write_json({"cell": best["cell"], "model": best["model"], "retriever": best["retriever"],
-                cfg.main_metric: float(best[cfg.main_metric]), "run_id": best["run_id"]},
-               root / paths.metrics / "best.json")
+        markdown += f"\n## Retrieval alone ({cfg.split} split, every retriever)\n\n"
+        markdown += to_markdown(scores, RETRIEVAL_COLUMNS)
+    files = [reports / "leaderboard.md", reports / "report.html", *(reports / c for c in charts)]
+    write_text(markdown, files[0])
+    write_text(html_report(markdown, table, rec, list(charts)), files[1])
+    if not comp.empty:
+        with atomic_path(reports / "complementarity.csv") as tmp:
+            comp.to_csv(tmp, index=False)
+        files.append(reports / "complementarity.csv")
+
+    best, chosen = table.iloc[0], table.set_index("cell").loc[rec["cell"]]
+    write_json(
+        {
+            "cell": best["cell"],
+            "model": best["model"],
+            "retriever": best["retriever"],
+            cfg.main_metric: float(best["mean"]),
+            "run_id": best["run_id"],
+            "recommended": {
+                "cell": rec["cell"],
+                "run_id": chosen["run_id"],
+                cfg.main_metric: float(chosen["mean"]),
+                "ci": [float(chosen["ci_low"]), float(chosen["ci_high"])],
+                "cost_per_1k_amortised": float(chosen["cost_per_1k_amortised"]),
+                "tied": rec["tied"],
+            },
+        },
+        root / paths.metrics / "best.json",
+    )
     tracking.setup(root, cfg.experiment)
+    m = cfg.main_metric
+    for _, row in table.iterrows():
+        tracking.log_to_run(
+            row["run_id"],
+            metrics={
+                f"{m}_ci_low": row["ci_low"],
+                f"{m}_ci_high": row["ci_high"],
+                f"{m}_diff_to_best": row["diff"],
+                f"{m}_diff_low": row["diff_low"],
+                f"{m}_diff_high": row["diff_high"],
+                **{k: row[k] for k in table if k.startswith("cost_")},
+            },
+        )
     tracking.log_to_run(
         evaluated["parent_run_id"],
-        metrics={f"best_{cfg.main_metric}": float(best[cfg.main_metric])},
-        files=[report],
-        tags={"ragtune.best_cell": best["cell"], "ragtune.best_run_id": best["run_id"]},
+        metrics={f"best_{m}": float(best["mean"]), f"recommended_{m}": float(chosen["mean"])},
+        files=files,
+        tags={
+            "ragtune.best_cell": best["cell"],
+            "ragtune.best_run_id": best["run_id"],
+            "ragtune.recommended_cell": rec["cell"],
+            "ragtune.recommended_run_id": chosen["run_id"],
+            "ragtune.recommendation": rec["text"][:5000],
+        },
     )
     typer.echo(markdown)
+
+
+@app.command()
+def compare(
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: params' experiment)")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="pipeline parent run id (default: the latest)")] = None,
+) -> None:
+    """Print the comparison of a past pipeline run from MLflow: cells, intervals, costs, recommendation."""
+    from components import tracking
+    from components.decision import from_runs
+    from components.report import markdown_table
+
+    params = _params()
+    experiment = experiment or params.evaluation.experiment
+    tracking.connect(_root())
+    try:
+        parent = run or tracking.latest_parent(experiment)
+        info = tracking.run_info(parent)
+    except LookupError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    main_metric = info["params"].get("evaluation.main_metric", params.evaluation.main_metric)
+    try:
+        table = from_runs(tracking.cell_runs(parent), main_metric)
+    except ValueError as exc:
+        typer.secho(f"run {parent}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    tags = info["tags"]
+    typer.echo(f"# ragtune comparison: run {parent} ({tags.get('mlflow.runName', '')}), sorted by {main_metric}\n")
+    typer.echo(markdown_table(table))
+    if "ragtune.recommendation" in tags:
+        typer.echo(tags["ragtune.recommendation"])
+    elif "ragtune.best_cell" in tags:
+        typer.echo(f"Best: **{tags['ragtune.best_cell']}** (no recommendation recorded: run `ragtune select`)")
 
 
 # --- orchestration and tools --------------------------------------------------------------------

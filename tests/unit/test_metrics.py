@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from components.metrics import load_metric
@@ -27,3 +29,26 @@ def test_token_f1_gives_partial_credit(qa_match):
 def test_unknown_metric_is_refused():
     with pytest.raises(FileNotFoundError, match="no evaluate module 'bleu'"):
         load_metric("bleu")
+
+
+def test_rouge_l_by_hand_best_of_answers():
+    rouge = load_metric("rouge_l")
+    result = rouge.compute(
+        predictions=["the capital is La Paz", "Sucre", ""],
+        references=[["La Paz"], ["Lima", "sucre"], ["x"]],
+    )
+    # LCS "la paz": precision 2/5, recall 2/2 -> F = 2 * 0.4 * 1 / 1.4
+    assert result["rouge_l_per_example"] == pytest.approx([2 * 0.4 / 1.4, 1.0, 0.0])
+    assert result["rouge_l"] == pytest.approx((2 * 0.4 / 1.4 + 1.0) / 3)
+
+
+def test_answer_support_by_hand():
+    support = load_metric("answer_support")
+    result = support.compute(
+        predictions=["La Paz, Bolivia", "Lima", "the", "Quito"],
+        contexts=[["The seat of government is La Paz."], ["Sucre is the capital."], ["anything"], []],
+    )
+    # "la paz bolivia": 2 of 3 tokens in the context; "lima": 0; "the" normalises to nothing: NaN; no context: 0
+    per = result["answer_support_per_example"]
+    assert per[0] == pytest.approx(2 / 3) and per[1] == 0.0 and math.isnan(per[2]) and per[3] == 0.0
+    assert result["answer_support"] == pytest.approx((2 / 3) / 3)

@@ -1,0 +1,213 @@
+"""The decision: leaderboard with intervals and costs, complementarity, and the recommendation text.
+
+Pure functions over the evaluated cells (``cells.json``) and their per-question rows; the CLI
+writes the results and the report module draws them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pandas as pd
+
+from components.config import CostConfig, StatisticsConfig
+from components.cost import CellCost, break_even, cell_cost, fixed_seconds, format_volume
+from components.statistics import bootstrap, choose, per_question
+
+logger = logging.getLogger(__name__)
+
+CATEGORIES = ("both", "rag_only", "finetune_only", "neither")
+
+
+def decision_table(
+    cells: list[dict],
+    rows: pd.DataFrame,
+    main_metric: str,
+    stats_cfg: StatisticsConfig,
+    cost_cfg: CostConfig,
+    train: dict[str, dict],
+    index_time_s: dict[str, float],
+) -> pd.DataFrame:
+    """One row per cell, best first: its metrics, bootstrap interval, difference to the best, costs.
+
+    Args:
+        cells: ``cells.json``'s cells (``cell``, ``model``, ``retriever`` and metrics).
+        rows: the per-question predictions with a ``cell`` column.
+        train: ``finetune.json`` (adapter -> wall_time_s, workers).
+        index_time_s: build seconds of each retriever's table (missing: counted as 0).
+    """
+    if not cells:
+        raise ValueError("no evaluated cells to rank")
+    stats = bootstrap(per_question(rows, main_metric), stats_cfg)
+    table = pd.DataFrame(cells).set_index("cell")
+    for cell, info in table.iterrows():
+        fixed = fixed_seconds(
+            train.get(info["model"]), None if info["retriever"] == "none" else index_time_s.get(info["retriever"], 0.0)
+        )
+        for key, value in cell_cost(info.to_dict(), fixed, cost_cfg).as_dict().items():
+            table.loc[cell, key] = value
+    table = stats.join(table, how="left")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index()
+
+
+def recommend(table: pd.DataFrame, main_metric: str, stats_cfg: StatisticsConfig, cost_cfg: CostConfig) -> dict:
+    """The chosen cell and one paragraph saying why, generated from the numbers.
+
+    The best cell has the highest mean; every cell whose paired interval of the difference to it
+    contains zero is a tie, and among ties the cheapest per 1,000 queries (fixed cost amortised
+    over ``cost_cfg.query_volume``) wins.
+    """
+    stats = table.set_index("cell")
+    chosen, tied = choose(stats, stats["cost_per_1k_amortised"])
+    best = stats.index[0]
+    row = stats.loc[chosen]
+    pct = round(stats_cfg.confidence * 100)
+    text = (
+        f"Recommended: **{chosen}**, {main_metric} {row['mean']:.3f} "
+        f"({pct}% CI {row['ci_low']:.3f}-{row['ci_high']:.3f}), "
+        f"{_money(row['cost_per_1k_amortised'])} per 1,000 queries at {cost_cfg.query_volume:,} queries "
+        f"(fixed {_money(row['cost_fixed'])}, per query {_money(row['cost_per_query'])}). "
+    )
+    others = [c for c in tied if c != chosen]
+    if chosen == best and not others:
+        runner = stats.index[1] if len(stats) > 1 else None
+        text += "It is the best cell and no other cell ties with it"
+        if runner is not None:
+            r = stats.loc[runner]
+            text += (
+                f": the runner-up {runner} scores {r['diff']:+.3f} "
+                f"(CI {r['diff_low']:+.3f} to {r['diff_high']:+.3f}), an interval that excludes zero"
+            )
+        text += "."
+    elif chosen == best:
+        text += (
+            f"It has the best {main_metric}; {', '.join(others)} tie with it (the {pct}% interval of the "
+            f"difference contains zero) but cost more per 1,000 queries."
+        )
+    else:
+        b = stats.loc[best]
+        text += (
+            f"The best cell {best} ({main_metric} {b['mean']:.3f}, {_money(b['cost_per_1k_amortised'])} per 1,000 "
+            f"queries) is not significantly better: the difference {row['diff']:+.3f} has a {pct}% interval "
+            f"{row['diff_low']:+.3f} to {row['diff_high']:+.3f}, which contains zero, so the cheaper mix wins "
+            f"({len(tied)} cells tie)."
+        )
+    if chosen != best:
+        volume = break_even(_cost(stats.loc[chosen]), _cost(stats.loc[best]))
+        text += f" Break-even volume between {chosen} and {best}: {format_volume(volume)}."
+    return {"cell": chosen, "best": best, "tied": tied, "text": text}
+
+
+def break_even_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Break-even query volume of every pair of cells (mix with the higher fixed cost named first)."""
+    stats = table.set_index("cell")
+    out = []
+    names = stats.index.tolist()
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ca, cb = _cost(stats.loc[a]), _cost(stats.loc[b])
+            high, low = (a, b) if ca.fixed >= cb.fixed else (b, a)
+            out.append({"higher_fixed": high, "lower_fixed": low, "break_even": format_volume(break_even(ca, cb))})
+    return pd.DataFrame(out, columns=["higher_fixed", "lower_fixed", "break_even"])
+
+
+def complementarity(rows: pd.DataFrame, cells: list[dict], main_metric: str, threshold: float) -> pd.DataFrame:
+    """Which questions only RAG answers, only fine-tuning, both, or neither.
+
+    RAG is the best base-model cell with a retriever; fine-tuning is the best adapter cell without
+    retrieval; a question counts as answered when its ``main_metric`` is at least ``threshold``.
+    ``combined`` says whether that adapter with that retriever answers it (when the cell exists).
+
+    Returns:
+        One row per question: ``qa_id``, ``question``, ``rag``, ``finetune``, ``combined``, ``category``;
+        empty when the grid has no RAG or no fine-tuned cell.
+    """
+    frame = pd.DataFrame(cells)
+    rag = frame[(frame["model"] == "base") & (frame["retriever"] != "none")]
+    ft = frame[(frame["model"] != "base") & (frame["retriever"] == "none")]
+    if rag.empty or ft.empty:
+        return pd.DataFrame(columns=["qa_id", "question", "rag", "finetune", "combined", "category"])
+    rag_cell = rag.sort_values(main_metric, ascending=False, kind="stable").iloc[0]
+    ft_cell = ft.sort_values(main_metric, ascending=False, kind="stable").iloc[0]
+    combined = f"{ft_cell['model']}+{rag_cell['retriever']}"
+    answered = per_question(rows, main_metric) >= threshold
+    out = pd.DataFrame(
+        {
+            "qa_id": answered.index,
+            "rag": answered[rag_cell["cell"]].to_numpy(),
+            "finetune": answered[ft_cell["cell"]].to_numpy(),
+            "combined": answered[combined].to_numpy() if combined in answered else float("nan"),
+        }
+    )
+    questions = rows.drop_duplicates("qa_id").set_index("qa_id")
+    if "question" in questions:
+        out.insert(1, "question", out["qa_id"].map(questions["question"]))
+    out["category"] = [
+        "both" if r and f else "rag_only" if r else "finetune_only" if f else "neither"
+        for r, f in zip(out["rag"], out["finetune"], strict=True)
+    ]
+    out.attrs.update(rag_cell=rag_cell["cell"], finetune_cell=ft_cell["cell"], combined_cell=combined)
+    return out
+
+
+def _cost(row: pd.Series) -> CellCost:
+    return CellCost(row["cost_fixed"], row["cost_per_query"], row["cost_per_1k_queries"], row["cost_per_1k_amortised"])
+
+
+def _money(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.2g}"
+
+
+def pareto_front(table: pd.DataFrame, quality: str, cost: str) -> pd.Series:
+    """True for the cells no other cell beats on both axes (quality at least as high, cost at most as high,
+    one of them strictly)."""
+    q, c = table[quality].to_numpy(), table[cost].to_numpy()
+    front = [
+        not any((q[j] >= q[i]) and (c[j] <= c[i]) and ((q[j] > q[i]) or (c[j] < c[i])) for j in range(len(q)))
+        for i in range(len(q))
+    ]
+    return pd.Series(front, index=table.index)
+
+
+COMPARE_COLUMNS = [
+    "rank",
+    "cell",
+    "mean",
+    "ci",
+    "exact_match",
+    "f1",
+    "rouge_l",
+    "answer_support",
+    "recall_at_k",
+    "latency_p50_s",
+    "cost_per_1k_amortised",
+]
+
+
+def from_runs(children: pd.DataFrame, main_metric: str) -> pd.DataFrame:
+    """A leaderboard from the cell runs MLflow returns (``metrics.*`` / ``params.*`` / ``tags.*`` columns).
+
+    Intervals and costs appear when ``ragtune select`` logged them (``<metric>_ci_low``, ``cost_*``).
+    """
+    cells = children[children.get("tags.ragtune.kind", pd.Series("cell", index=children.index)) == "cell"]
+    if cells.empty:
+        raise ValueError("the parent run has no cell runs")
+    metric = f"metrics.{main_metric}"
+    if metric not in cells:
+        raise ValueError(f"the cell runs have no {main_metric} metric")
+    out = pd.DataFrame({"cell": cells["tags.ragtune.cell"], "mean": cells[metric]})
+    for name in COMPARE_COLUMNS:
+        if f"metrics.{name}" in cells:
+            out[name] = cells[f"metrics.{name}"]
+    low, high = f"metrics.{main_metric}_ci_low", f"metrics.{main_metric}_ci_high"
+    if low in cells:
+        out["ci"] = [
+            "-" if pd.isna(lo) else f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(cells[low], cells[high], strict=True)
+        ]
+    out = out.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out[[c for c in COMPARE_COLUMNS if c in out]]

@@ -1,0 +1,77 @@
+import pandas as pd
+
+from components.config import CostConfig, StatisticsConfig
+from components.decision import break_even_table, complementarity, decision_table, recommend
+
+STATS = StatisticsConfig(resamples=300, seed=0)
+COST = CostConfig(cpu_hour=3.6, per_1k_tokens=0.0, query_volume=1000)
+TRAIN = {"lora": {"wall_time_s": 500.0, "workers": 2}}
+
+
+def _grid(f1: dict[str, list[float]], latency: dict[str, float]):
+    cells, rows = [], []
+    for name, scores in f1.items():
+        model, retriever = name.split("+")
+        cells.append(
+            {
+                "cell": name,
+                "model": model,
+                "retriever": retriever,
+                "f1": sum(scores) / len(scores),
+                "latency_p50_s": latency[name],
+                "prompt_tokens_mean": 10.0,
+                "completion_tokens_mean": 5.0,
+            }
+        )
+        rows += [{"qa_id": f"q{i}", "question": f"question {i}", "cell": name, "f1": s} for i, s in enumerate(scores)]
+    return cells, pd.DataFrame(rows)
+
+
+def _decide(cells, rows):
+    table = decision_table(cells, rows, "f1", STATS, COST, TRAIN, {"vec": 100.0})
+    return table, recommend(table, "f1", STATS, COST)
+
+
+def test_clear_winner_is_recommended_with_its_interval_and_cost():
+    cells, rows = _grid({"base+none": [0.0] * 20, "base+vec": [1.0] * 20}, {"base+none": 1.0, "base+vec": 2.0})
+    table, rec = _decide(cells, rows)
+    assert table["cell"].tolist() == ["base+vec", "base+none"]
+    # base+vec: 2 s/query at $3.6/h = $0.002, index 100 s = $0.1 fixed over 1000 queries
+    assert table.loc[0, "cost_per_1k_amortised"] == 2.0 + 0.1
+    assert rec["cell"] == "base+vec" and rec["tied"] == ["base+vec"]
+    assert "Recommended: **base+vec**, f1 1.000 (95% CI 1.000-1.000)" in rec["text"]
+    assert "excludes zero" in rec["text"]
+
+
+def test_tie_goes_to_the_cheaper_mix_with_break_even():
+    same = [0.0, 1.0] * 10
+    cells, rows = _grid({"base+vec": same, "lora+none": same}, {"base+vec": 2.0, "lora+none": 1.0})
+    table, rec = _decide(cells, rows)
+    # lora+none: 1 $/1k variable + 1000 s training = $1 fixed -> +1 per 1k; base+vec: 2 + 0.1
+    costs = dict(zip(table["cell"], table["cost_per_1k_amortised"], strict=True))
+    assert costs["lora+none"] < costs["base+vec"]
+    assert rec["cell"] == "lora+none" and set(rec["tied"]) == {"base+vec", "lora+none"}
+    assert "contains zero" in rec["text"] or "tie with it" in rec["text"]
+    pairs = break_even_table(table)
+    # lora+none pays $1 fixed vs $0.1 and saves $0.001 per query: 900 queries
+    assert pairs.iloc[0].to_dict() == {
+        "higher_fixed": "lora+none",
+        "lower_fixed": "base+vec",
+        "break_even": "900 queries",
+    }
+
+
+def test_complementarity_categories():
+    cells, rows = _grid(
+        {"base+none": [0, 0, 0, 0], "base+vec": [1, 1, 0, 0], "lora+none": [1, 0, 1, 0], "lora+vec": [1, 1, 1, 0]},
+        {"base+none": 1, "base+vec": 1, "lora+none": 1, "lora+vec": 1},
+    )
+    comp = complementarity(rows, cells, "f1", threshold=0.5)
+    assert comp["category"].tolist() == ["both", "rag_only", "finetune_only", "neither"]
+    assert comp["combined"].tolist() == [True, True, True, False]
+    assert comp.attrs == {"rag_cell": "base+vec", "finetune_cell": "lora+none", "combined_cell": "lora+vec"}
+
+
+def test_complementarity_is_empty_without_both_arms():
+    cells, rows = _grid({"base+none": [0, 1], "base+vec": [1, 1]}, {"base+none": 1, "base+vec": 1})
+    assert complementarity(rows, cells, "f1", 0.5).empty
