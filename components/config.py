@@ -282,6 +282,14 @@ class PromptConfig(_Strict):
         return self
 
 
+class RegistryConfig(_Strict):
+    """Where the MLflow model registry keeps the champion and the adapters."""
+
+    name: str = Field("ragtune-qa", min_length=1)  # registered model of the winning cell
+    alias: str = Field("champion", min_length=1)  # alias moved to the winner's version by `ragtune register`
+    adapter_prefix: str = Field("ragtune-adapter-", min_length=1)  # + adapter name: one registered model per adapter
+
+
 class EvaluationConfig(_Strict):
     experiment: str = "ragtune"
     split: Literal["dev", "test"] = "test"
@@ -290,6 +298,7 @@ class EvaluationConfig(_Strict):
     grid_retrievers: list[str] | None = None  # retrievers in the LLM grid; None: every retriever
     generation: GenerationConfig = GenerationConfig()
     prompts: PromptConfig
+    registry: RegistryConfig = RegistryConfig()
 
 
 class Params(_Strict):

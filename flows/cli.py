@@ -428,6 +428,36 @@ def select() -> None:
     typer.echo(markdown)
 
 
+@app.command()
+def register() -> None:
+    """Register the winning cell (data/metrics/best.json) as one pyfunc model version with the champion alias."""
+    from components import tracking
+    from components.io import read_json, write_json
+    from components.serving import dir_hash, make_bundle
+
+    params = _params()
+    paths, cfg, root = params.data.paths, params.evaluation, _root()
+    best = read_json(root / paths.metrics / "best.json")
+    retrievers = {r.name: r for r in params.retrieval.retrievers}
+    if best["retriever"] not in retrievers and best["retriever"] != "none":
+        raise typer.BadParameter(f"best.json names retriever {best['retriever']!r}, unknown to params/retrieval.yaml")
+    base_dir = root / paths.models / "base"
+    adapter_dir = None if best["model"] == "base" else root / paths.models / "adapters" / best["model"]
+    tracking.setup(root, cfg.experiment)
+    evaluated = tracking.run_params(best["run_id"])  # the index version the winner was scored on
+    version = evaluated.get("index_table_version")
+    bundle = make_bundle(
+        best["model"], retrievers.get(best["retriever"]), params.retrieval.embedders,
+        str((root / paths.index).resolve()), int(version) if version is not None else None, cfg, dir_hash(base_dir),
+    )
+    tags = {**tracking.provenance_tags(root, _data_version(root, paths.raw)), "ragtune.source_run_id": best["run_id"]}
+    result = tracking.register_bundle(cfg.registry.name, bundle, base_dir, adapter_dir, cfg.registry.alias, tags)
+    tracking.log_to_run(best["run_id"], tags={"ragtune.registered_as": f"{result['name']}/{result['version']}"})
+    write_json({**result, "cell": best["cell"], "alias": cfg.registry.alias}, root / paths.metrics / "registry.json")
+    typer.echo(f"{best['cell']} (run {best['run_id']}) is {result['name']} version {result['version']} "
+               f"@{cfg.registry.alias} ({'new version' if result['created'] else 'same bundle, version reused'})")
+
+
 # --- orchestration and tools --------------------------------------------------------------------
 
 
