@@ -309,7 +309,26 @@ def finetune() -> None:
                 examples, base_dir, adapter, params.finetune.ray, out / adapter.name, _root() / paths.models / "ray"
             )
             tokenizer.save_pretrained(out / adapter.name)
+    _register_adapters(params, [a.name for a in params.finetune.adapters])  # issue 6: each adapter is a model version
     write_json(results, _root() / paths.metrics / "finetune.json")
+
+
+def _register_adapters(params, names: list[str]) -> None:
+    """Register each trained adapter (closed-book pyfunc) as a version of ``<registry.adapter_prefix><name>``."""
+    from components import tracking
+    from components.serving import dir_hash, make_bundle
+
+    paths, cfg, root = params.data.paths, params.evaluation, _root()
+    base_dir = root / paths.models / "base"
+    tracking.setup(root, cfg.experiment)
+    tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
+    base_hash = dir_hash(base_dir)
+    for name in names:
+        bundle = make_bundle(name, None, params.retrieval.embedders, None, None, cfg, base_hash)
+        result = tracking.register_adapter(f"{cfg.registry.adapter_prefix}{name}", bundle, base_dir,
+                                           root / paths.models / "adapters" / name, tags)
+        typer.echo(f"adapter {name}: {result['name']} version {result['version']}"
+                   f"{'' if result['created'] else ' (unchanged, reused)'}")
 
 
 @app.command()
