@@ -477,6 +477,49 @@ def register() -> None:
                f"@{cfg.registry.alias} ({'new version' if result['created'] else 'same bundle, version reused'})")
 
 
+@app.command()
+def drill() -> None:
+    """Knowledge-update drill: hold documents back, add them as new data, time and score each mix absorbing them."""
+    import shutil
+
+    from components import tracking
+    from components.drill import DrillSetup, hold_back, run_drill, to_markdown, to_table
+    from components.io import read_parquet, write_json, write_text
+    from components.metrics import load_metric
+
+    params = _params()
+    paths, cfg, root = params.data.paths, params.evaluation, _root()
+    retrievers = {r.name: r for r in params.retrieval.retrievers}
+    retriever = retrievers[cfg.drill.retriever or params.grid_retrievers()[0]]
+    adapters = {a.name: a for a in params.finetune.adapters}
+    adapter = adapters[cfg.drill.adapter or params.finetune.adapters[0].name]
+    split = hold_back(read_parquet(root / paths.processed / "documents.parquet"),
+                      read_parquet(root / paths.processed / "qa.parquet"), cfg.drill)
+    setup = DrillSetup(params.data.chunkers[retriever.chunker], retriever,
+                       adapter.model_copy(update={"max_steps": cfg.drill.max_steps}), params.retrieval.index,
+                       params.finetune.ray, cfg)
+    work = root / "data" / "drill"  # scratch: its own index and adapters, never data/raw or data/index
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results = run_drill(split, setup, root / paths.models / "base", _embedder(params, retriever.embedder, {}),
+                        load_metric("qa_match"), work)
+    markdown = to_markdown(results, split)
+    table = to_table(results)
+    report = {"arms": table.to_dict(orient="records"), "new_documents": sorted(split.new_documents["doc_id"]),
+              "probes": len(split.probes), "retriever": retriever.name, "adapter": adapter.name}
+    write_text(markdown, root / paths.reports / "drill.md")
+    write_json(report, root / paths.metrics / "drill.json")
+    tracking.setup(root, cfg.experiment)
+    run_id = tracking.start_parent(f"drill-{time.strftime('%Y%m%d-%H%M%S')}",
+                                   {"drill": cfg.drill.model_dump(), "retriever": retriever.name,
+                                    "adapter": adapter.name},
+                                   tracking.provenance_tags(root, _data_version(root, paths.raw)), kind="drill")
+    metrics = {f"{row['arm']}_{key}": row[key] for row in report["arms"] for key in row if key != "arm"}
+    tracking.log_to_run(run_id, metrics=metrics, files=[root / paths.reports / "drill.md",
+                                                         root / paths.metrics / "drill.json"])
+    typer.echo(markdown + f"\nMLflow run {run_id}")
+
+
 # --- orchestration and tools --------------------------------------------------------------------
 
 
