@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -96,7 +97,9 @@ def _post(url: str, body: dict, timeout: float) -> dict:
 
 def test_mlflow_models_serve_answers_over_http(champion, tmp_path):
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["uri"], "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["uri"], "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600",
+           # the server runs `uvicorn` from PATH: the one beside this interpreter
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
     log = (tmp_path / "serve.log").open("w")
