@@ -79,23 +79,28 @@ class ArmResult:
 def hold_back(documents: pd.DataFrame, qa: pd.DataFrame, cfg: DrillConfig) -> DrillSplit:
     """Hold back a seeded ``cfg.share`` of the documents (at least one) and find the questions about them.
 
+    The documents are drawn among those that some dev/test question is about: a held-back document
+    without a probe question would add nothing the drill can measure.
+
     Raises:
-        ValueError: no document would be left, or no dev/test question touches a held-back document.
+        ValueError: no document would be left, or no dev/test question is about any document.
     """
     ids = sorted(documents["doc_id"])
     n_new = max(1, round(cfg.share * len(ids)))
     if n_new >= len(ids):
         raise ValueError(f"drill.share {cfg.share} holds back all {len(ids)} documents; lower it")
-    new_ids = set(np.random.default_rng(cfg.seed).choice(ids, size=n_new, replace=False).tolist())
-    touches_new = qa["doc_ids"].map(lambda doc_ids: bool(set(doc_ids) & new_ids))
     train = qa["split"] == "train"
+    probed = sorted({d for doc_ids in qa.loc[~train, "doc_ids"] for d in doc_ids} & set(ids))
+    if not probed:
+        raise ValueError("no dev/test question is about any document: the drill has nothing to probe")
+    rng = np.random.default_rng(cfg.seed)
+    new_ids = set(rng.choice(probed, size=min(n_new, len(probed)), replace=False).tolist())
+    touches_new = qa["doc_ids"].map(lambda doc_ids: bool(set(doc_ids) & new_ids))
     probes = qa[touches_new & ~train].sort_values("qa_id").reset_index(drop=True)
-    if probes.empty:
-        raise ValueError(f"no dev/test question is about the {n_new} held-back document(s): raise drill.share")
     if cfg.max_questions:
         probes = probes.head(cfg.max_questions)
     held = documents["doc_id"].isin(new_ids)
-    logger.info("drill: %d of %d documents held back, %d probe questions", n_new, len(ids), len(probes))
+    logger.info("drill: %d of %d documents held back, %d probe questions", len(new_ids), len(ids), len(probes))
     return DrillSplit(documents[~held], documents[held], qa[train & ~touches_new], qa[train], probes)
 
 

@@ -58,8 +58,8 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     tracking.setup(root, "serving-test")
     first = tracking.register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
     again = tracking.register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
-    return {"root": root, "first": first, "again": again, "evaluation": evaluation, "base_hash": base_hash,
-            "uri": tracking.default_tracking_uri(root)}
+    return {"root": root, "index_version": report.version, "first": first, "again": again, "evaluation": evaluation,
+            "base_hash": base_hash, "uri": tracking.default_tracking_uri(root)}
 
 
 def test_registering_the_same_winner_twice_reuses_its_version(champion):
@@ -151,3 +151,43 @@ def test_adapter_registers_as_a_version_and_answers_closed_book(champion, params
         tracking.find_version(NAME, champion["first"]["bundle_hash"]).tags["ragtune.base_model_uri"]
     out = mlflow.pyfunc.load_model(result["model_uri"]).predict([QUESTION])
     assert list(out.columns) == ["answer"] and out["answer"][0]
+
+
+def test_register_command_registers_the_best_cell_once(champion, base_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tests.conftest import REPO
+
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    (tmp_path / "data" / "models" / "base").symlink_to(base_model_dir, target_is_directory=True)
+    (tmp_path / "data" / "index").symlink_to(champion["root"] / "index", target_is_directory=True)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # the winning cell's run, as `ragtune evaluate` logs it: the table version it was scored on
+    tracking.setup(tmp_path, "ragtune")
+    parent = tracking.start_parent("pipeline", {}, {})
+    table_version = str(champion["index_version"])
+    run_id = tracking.log_cell(parent, "base+vector-minilm-k3", {"index_table_version": table_version}, {"f1": 0.5},
+                               pd.DataFrame({"qa_id": ["q"]}), {})
+    (tmp_path / "data" / "metrics").mkdir(parents=True)
+    cell = "base+vector-minilm-k3"
+    best = {"cell": cell, "model": "base", "retriever": "vector-minilm-k3", "f1": 0.5, "run_id": run_id}
+    (tmp_path / "data" / "metrics" / "best.json").write_text(json.dumps(best))
+
+    outputs = []
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["register"])
+        assert result.exit_code == 0, f"{result.output[-3000:]}\n{result.exception!r}"
+        outputs.append(json.loads((tmp_path / "data" / "metrics" / "registry.json").read_text()))
+    first, again = outputs
+    assert first["created"] and not again["created"] and first["version"] == again["version"] == "1"
+    assert first["name"] == "ragtune-qa" and first["alias"] == "champion"
+    assert "same bundle, version reused" in result.output
+    assert tracking.run_params(first["run_id"])["index_version"] == table_version
+    import mlflow
+
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("ragtune-qa", "champion").version) == "1"

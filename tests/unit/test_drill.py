@@ -42,6 +42,17 @@ def test_hold_back_refuses_to_hold_back_everything_or_to_have_no_probe():
         hold_back(documents, qa.assign(split="train"), DrillConfig(share=0.5))
 
 
+def test_hold_back_draws_only_documents_that_have_probe_questions():
+    documents, qa = _corpus()
+    qa = qa[~qa["doc_ids"].map(lambda d: d[0] in {"d0", "d1", "d2"}) | (qa["split"] == "train")]
+    for seed in range(5):
+        split = hold_back(documents, qa, DrillConfig(share=0.5, seed=seed))
+        assert len(split.new_documents) == 5 and not set(split.new_documents["doc_id"]) & {"d0", "d1", "d2"}
+    # more wanted than have probes: every document with a probe, no more
+    assert len(hold_back(documents, qa, DrillConfig(share=0.8)).new_documents) == 7
+    assert len(hold_back(documents, qa, DrillConfig(share=0.1)).new_documents) == 1
+
+
 def test_drill_table_has_a_row_per_arm():
     documents, qa = _corpus()
     split = hold_back(documents, qa, DrillConfig(share=0.1, max_questions=1))
