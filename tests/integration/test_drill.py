@@ -1,6 +1,6 @@
 """The knowledge-update drill through its real entry point (`ragtune drill`) on a tiny project.
 
-Real ingest, LanceDB, MiniLM, Ray Train (1 worker, 1 step, tiny max_length), SmolLM2 and MLflow (sqlite).
+Real ingest, LanceDB, MiniLM, Ray Train (1 worker, 1 step, max_length 64), SmolLM2 and MLflow (sqlite).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_drill_times_and_scores_each_arm_before_and_after(tmp_path, monkeypatch,
 
     def tiny_training(d):
         d["ray"].update(num_workers=1, cpus_per_worker=1)
-        d["adapters"][0].update(batch_size=2, max_length=32)
+        d["adapters"][0].update(batch_size=2, max_length=64)  # the chat prompt alone is ~40 tokens
 
     def tiny_eval(d):
         d["generation"].update(max_new_tokens=4, batch_size=4)
