@@ -117,8 +117,14 @@ def _index(db, documents: pd.DataFrame, embedder, setup: DrillSetup) -> float:
     """Sync the drill table to ``documents``' chunks (incremental); its wall time in seconds."""
     r = setup.retriever
     start = time.perf_counter()
-    sync_table(db, table_name(r.chunker, r.embedder), chunk_documents(documents, setup.chunker), embedder,
-               setup.index, fts=r.mode in NEEDS_FULLTEXT)
+    sync_table(
+        db,
+        table_name(r.chunker, r.embedder),
+        chunk_documents(documents, setup.chunker),
+        embedder,
+        setup.index,
+        fts=r.mode in NEEDS_FULLTEXT,
+    )
     return time.perf_counter() - start
 
 
@@ -179,6 +185,8 @@ def to_markdown(results: list[ArmResult], split: DrillSplit) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
-        lines.append(f"| {r.arm} | {r.absorb_s:.1f} | {r.exact_match_before:.3f} | {r.f1_before:.3f} "
-                     f"| {r.exact_match_after:.3f} | {r.f1_after:.3f} |")
+        lines.append(
+            f"| {r.arm} | {r.absorb_s:.1f} | {r.exact_match_before:.3f} | {r.f1_before:.3f} "
+            f"| {r.exact_match_after:.3f} | {r.f1_after:.3f} |"
+        )
     return "\n".join(lines) + "\n"

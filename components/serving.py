@@ -174,8 +174,9 @@ def make_bundle(
     from components.index import table_name
 
     if retriever is None:
-        return Bundle(model=model, prompts=evaluation.prompts, generation=evaluation.generation,
-                      base_model_hash=base_model_hash)
+        return Bundle(
+            model=model, prompts=evaluation.prompts, generation=evaluation.generation, base_model_hash=base_model_hash
+        )
     if index_uri is None or index_version is None:
         raise ValueError(f"retriever {retriever.name!r} needs the index URI and the table version it was evaluated on")
     return Bundle(

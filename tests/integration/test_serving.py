@@ -53,13 +53,21 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     # short answers keep the test quick on 2 shared cores
     evaluation = params.evaluation.model_copy(update={"generation": GenerationConfig(max_new_tokens=8, batch_size=4)})
     base_hash = dir_hash(base_model_dir)
-    bundle = make_bundle("base", retriever, params.retrieval.embedders, str(root / "index"), report.version,
-                         evaluation, base_hash)
+    bundle = make_bundle(
+        "base", retriever, params.retrieval.embedders, str(root / "index"), report.version, evaluation, base_hash
+    )
     tracking.setup(root, "serving-test")
     first = tracking.register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
     again = tracking.register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
-    return {"root": root, "index_version": report.version, "first": first, "again": again, "evaluation": evaluation,
-            "base_hash": base_hash, "uri": tracking.default_tracking_uri(root)}
+    return {
+        "root": root,
+        "index_version": report.version,
+        "first": first,
+        "again": again,
+        "evaluation": evaluation,
+        "base_hash": base_hash,
+        "uri": tracking.default_tracking_uri(root),
+    }
 
 
 def test_registering_the_same_winner_twice_reuses_its_version(champion):
@@ -97,11 +105,30 @@ def _post(url: str, body: dict, timeout: float) -> dict:
 
 def test_mlflow_models_serve_answers_over_http(champion, tmp_path):
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["uri"], "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600",
-           # the server runs `uvicorn` from PATH: the one beside this interpreter
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
-           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": champion["uri"],
+        "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "600",
+        # the server runs `uvicorn` from PATH: the one beside this interpreter
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{NAME}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
     log = (tmp_path / "serve.log").open("w")
     # run from an empty folder: the model must load from the registry alone (its code is bundled)
     server = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -141,14 +168,17 @@ def test_adapter_registers_as_a_version_and_answers_closed_book(champion, params
     adapter_dir = tmp_path / cfg.name
     lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, task_type="CAUSAL_LM")
     get_peft_model(load_model(base_model_dir), lora).save_pretrained(adapter_dir)
-    bundle = make_bundle(cfg.name, None, params.retrieval.embedders, None, None, champion["evaluation"],
-                         champion["base_hash"])
+    bundle = make_bundle(
+        cfg.name, None, params.retrieval.embedders, None, None, champion["evaluation"], champion["base_hash"]
+    )
     name = f"{params.evaluation.registry.adapter_prefix}{cfg.name}"
     result = tracking.register_adapter(name, bundle, base_model_dir, adapter_dir)
     assert result["created"] and result["version"] == "1"
     # the base model is stored once, shared with the champion, not copied into each version
-    assert tracking.ensure_base_model(base_model_dir, champion["base_hash"]) == \
-        tracking.find_version(NAME, champion["first"]["bundle_hash"]).tags["ragtune.base_model_uri"]
+    assert (
+        tracking.ensure_base_model(base_model_dir, champion["base_hash"])
+        == tracking.find_version(NAME, champion["first"]["bundle_hash"]).tags["ragtune.base_model_uri"]
+    )
     out = mlflow.pyfunc.load_model(result["model_uri"]).predict([QUESTION])
     assert list(out.columns) == ["answer"] and out["answer"][0]
 
@@ -171,8 +201,14 @@ def test_register_command_registers_the_best_cell_once(champion, base_model_dir,
     tracking.setup(tmp_path, "ragtune")
     parent = tracking.start_parent("pipeline", {}, {})
     table_version = str(champion["index_version"])
-    run_id = tracking.log_cell(parent, "base+vector-minilm-k3", {"index_table_version": table_version}, {"f1": 0.5},
-                               pd.DataFrame({"qa_id": ["q"]}), {})
+    run_id = tracking.log_cell(
+        parent,
+        "base+vector-minilm-k3",
+        {"index_table_version": table_version},
+        {"f1": 0.5},
+        pd.DataFrame({"qa_id": ["q"]}),
+        {},
+    )
     (tmp_path / "data" / "metrics").mkdir(parents=True)
     cell = "base+vector-minilm-k3"
     best = {"cell": cell, "model": "base", "retriever": "vector-minilm-k3", "f1": 0.5, "run_id": run_id}

@@ -6,8 +6,15 @@ from components.serving import Bundle, _questions, bundle_files, bundle_hash, di
 
 def _bundle(params, retriever=True) -> Bundle:
     r = params.retrieval.retrievers[0] if retriever else None
-    return make_bundle("lora-r8-qv", r, params.retrieval.embedders, "/idx" if retriever else None,
-                       4 if retriever else None, params.evaluation, "abc")
+    return make_bundle(
+        "lora-r8-qv",
+        r,
+        params.retrieval.embedders,
+        "/idx" if retriever else None,
+        4 if retriever else None,
+        params.evaluation,
+        "abc",
+    )
 
 
 def test_bundle_references_the_index_table_version_and_embedder(params):
@@ -18,8 +25,9 @@ def test_bundle_references_the_index_table_version_and_embedder(params):
     closed = _bundle(params, retriever=False)
     assert closed.cell == "lora-r8-qv+none" and closed.embedder is None and closed.index_uri is None
     with pytest.raises(ValueError, match="table version"):
-        make_bundle("base", params.retrieval.retrievers[0], params.retrieval.embedders, "/idx", None,
-                    params.evaluation, "abc")
+        make_bundle(
+            "base", params.retrieval.retrievers[0], params.retrieval.embedders, "/idx", None, params.evaluation, "abc"
+        )
 
 
 def test_bundle_hash_follows_content_not_storage_location(params, tmp_path):
