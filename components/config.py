@@ -299,6 +299,25 @@ class StatisticsConfig(_Strict):
     seed: int = 0
 
 
+class RegistryConfig(_Strict):
+    """Where the MLflow model registry keeps the champion and the adapters."""
+
+    name: str = Field("ragtune-qa", min_length=1)  # registered model of the winning cell
+    alias: str = Field("champion", min_length=1)  # alias moved to the winner's version by `ragtune register`
+    adapter_prefix: str = Field("ragtune-adapter-", min_length=1)  # + adapter name: one registered model per adapter
+
+
+class DrillConfig(_Strict):
+    """The knowledge-update drill: hold documents back, add them as new knowledge, time each mix absorbing it."""
+
+    share: float = Field(0.1, gt=0.0, lt=1.0)  # documents held back (at least one), drawn with ``seed``
+    seed: int = 0
+    retriever: str | None = None  # the RAG arm's retriever; None: the first grid retriever
+    adapter: str | None = None  # the fine-tuning arm's adapter config; None: the first of finetune.yaml
+    max_steps: int = Field(20, gt=0)  # optimiser steps of each drill training run (keeps the drill short)
+    max_questions: int | None = Field(None, gt=0)  # new-knowledge questions scored (None: all)
+
+
 class EvaluationConfig(_Strict):
     experiment: str = "ragtune"
     split: Literal["dev", "test"] = "test"
@@ -310,6 +329,8 @@ class EvaluationConfig(_Strict):
     answered_threshold: float = Field(0.5, gt=0.0, le=1.0)  # main metric at least this: answered (complementarity)
     cost: CostConfig = CostConfig()
     statistics: StatisticsConfig = StatisticsConfig()
+    registry: RegistryConfig = RegistryConfig()
+    drill: DrillConfig = DrillConfig()
 
 
 class Params(_Strict):
@@ -331,6 +352,15 @@ class Params(_Strict):
         unknown = sorted(set(self.evaluation.grid_retrievers or []) - known)
         if unknown:
             raise ValueError(f"evaluation.grid_retrievers names unknown retriever(s) {unknown}; known: {sorted(known)}")
+        return self
+
+    @model_validator(mode="after")
+    def _drill_references_exist(self) -> Params:
+        drill = self.evaluation.drill
+        if drill.retriever is not None and drill.retriever not in {r.name for r in self.retrieval.retrievers}:
+            raise ValueError(f"evaluation.drill.retriever names unknown retriever {drill.retriever!r}")
+        if drill.adapter is not None and drill.adapter not in {a.name for a in self.finetune.adapters}:
+            raise ValueError(f"evaluation.drill.adapter names unknown adapter {drill.adapter!r}")
         return self
 
     @model_validator(mode="after")

@@ -10,9 +10,12 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import subprocess
+import tempfile
 from pathlib import Path
 
 import mlflow
+import mlflow.artifacts
+import mlflow.pyfunc
 import pandas as pd
 from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.tracking import MlflowClient
@@ -167,3 +170,119 @@ def run_info(run_id: str) -> dict:
     except mlflow.exceptions.MlflowException as exc:
         raise LookupError(f"no MLflow run {run_id!r}") from exc
     return {"params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}
+
+
+# --- model registry -------------------------------------------------------------------------------
+
+BASE_MODEL_ARTIFACT = "base_model"
+SERVING_PACKAGES = ("mlflow", "torch", "transformers", "peft", "lancedb", "sentence-transformers", "pandas", "pydantic")
+
+
+def download(uri: str) -> Path:
+    """A local copy of the artifacts at ``uri`` (``runs:/...``, ``models:/...`` or a store URI)."""
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+
+
+def ensure_base_model(base_dir: Path, base_hash: str, tags: dict[str, str] | None = None) -> str:
+    """Store the base model's files once per content hash; return their ``runs:/`` URI.
+
+    The base model (~540 MB float32) is the heavy part of every model version, and it rarely
+    changes: one run of kind ``base-model`` per hash holds it, and every version refers to it.
+    """
+    found = mlflow.search_runs(
+        filter_string=f"tags.`ragtune.kind` = 'base-model' and tags.`ragtune.base_model_hash` = '{base_hash}'",
+        search_all_experiments=True,
+        output_format="list",
+    )
+    if found:
+        return f"runs:/{found[0].info.run_id}/{BASE_MODEL_ARTIFACT}"
+    run_tags = {**(tags or {}), "ragtune.kind": "base-model", "ragtune.base_model_hash": base_hash}
+    with mlflow.start_run(run_name=f"base-model-{base_hash[:12]}", tags=run_tags) as run:
+        mlflow.log_artifacts(str(base_dir), BASE_MODEL_ARTIFACT)
+    logger.info("stored the base model %s in run %s", base_hash[:12], run.info.run_id)
+    return f"runs:/{run.info.run_id}/{BASE_MODEL_ARTIFACT}"
+
+
+def find_version(name: str, bundle_hash: str):
+    """The version of registered model ``name`` tagged with ``bundle_hash``, or None."""
+    client = MlflowClient()
+    if client.search_registered_models(filter_string=f"name = '{name}'") == []:
+        return None
+    for version in client.search_model_versions(filter_string=f"name = '{name}'"):
+        if version.tags.get("ragtune.bundle_hash") == bundle_hash:
+            return version
+    return None
+
+
+def _requirements() -> list[str]:
+    """Pinned requirements of the serving environment (given, so MLflow does not load the model to infer them)."""
+    pins = []
+    for name in SERVING_PACKAGES:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def register_bundle(
+    name: str,
+    bundle,
+    base_dir: Path,
+    adapter_dir: Path | None,
+    alias: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict:
+    """Register ``bundle`` as a version of ``name`` (a :class:`components.serving.RagtuneModel`).
+
+    A version whose content hash (tag ``ragtune.bundle_hash``) matches is reused, not duplicated;
+    ``alias`` is (re)pointed at the resulting version either way.
+
+    Returns:
+        ``name``, ``version``, ``run_id``, ``bundle_hash``, ``created`` (False when reused), ``model_uri``.
+    """
+    from components.serving import RagtuneModel, bundle_files, bundle_hash
+
+    digest = bundle_hash(bundle, adapter_dir)
+    client = MlflowClient()
+    version = find_version(name, digest)
+    created = version is None
+    if version is None:
+        bundle = bundle.model_copy(update={"base_model_uri": ensure_base_model(base_dir, bundle.base_model_hash, tags)})
+        version_tags = {"ragtune.bundle_hash": digest, "ragtune.cell": bundle.cell, "ragtune.model": bundle.model,
+                        "ragtune.retriever": bundle.retrieval, "ragtune.base_model_uri": bundle.base_model_uri}
+        if bundle.index_table is not None:
+            version_tags.update({"ragtune.index_table": bundle.index_table,
+                                 "ragtune.index_version": str(bundle.index_version)})
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
+            run_name=f"register-{name}", tags={**(tags or {}), "ragtune.kind": "register", **version_tags}
+        ):
+            mlflow.log_params(_flat(bundle.model_dump(mode="json")))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=RagtuneModel(),
+                artifacts=bundle_files(bundle, adapter_dir, Path(tmp)),
+                code_paths=[str(Path(__file__).resolve().parent)],
+                pip_requirements=_requirements(),
+            )
+        version = mlflow.register_model(info.model_uri, name, tags=version_tags)
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, version.version)
+    logger.info("%s version %s (%s)%s", name, version.version, "new" if created else "unchanged, reused",
+                f" is now @{alias}" if alias else "")
+    return {"name": name, "version": str(version.version), "run_id": version.run_id, "bundle_hash": digest,
+            "created": created, "model_uri": f"models:/{name}/{version.version}"}
+
+
+def run_params(run_id: str) -> dict[str, str]:
+    """The params a run logged (flat ``a.b.c`` keys)."""
+    return dict(MlflowClient().get_run(run_id).data.params)
+
+
+def register_adapter(
+    name: str, bundle, base_dir: Path, adapter_dir: Path, tags: dict[str, str] | None = None
+) -> dict:
+    """Register a trained adapter, closed-book, as a new version of ``name`` (see :func:`register_bundle`)."""
+    if bundle.retriever is not None:
+        raise ValueError("an adapter is registered closed-book: its bundle must have no retriever")
+    return register_bundle(name, bundle, base_dir, adapter_dir, alias=None, tags=tags)

@@ -310,7 +310,26 @@ def finetune() -> None:
                 examples, base_dir, adapter, params.finetune.ray, out / adapter.name, _root() / paths.models / "ray"
             )
             tokenizer.save_pretrained(out / adapter.name)
+    _register_adapters(params, [a.name for a in params.finetune.adapters])  # issue 6: each adapter is a model version
     write_json(results, _root() / paths.metrics / "finetune.json")
+
+
+def _register_adapters(params, names: list[str]) -> None:
+    """Register each trained adapter (closed-book pyfunc) as a version of ``<registry.adapter_prefix><name>``."""
+    from components import tracking
+    from components.serving import dir_hash, make_bundle
+
+    paths, cfg, root = params.data.paths, params.evaluation, _root()
+    base_dir = root / paths.models / "base"
+    tracking.setup(root, cfg.experiment)
+    tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
+    base_hash = dir_hash(base_dir)
+    for name in names:
+        bundle = make_bundle(name, None, params.retrieval.embedders, None, None, cfg, base_hash)
+        result = tracking.register_adapter(f"{cfg.registry.adapter_prefix}{name}", bundle, base_dir,
+                                           root / paths.models / "adapters" / name, tags)
+        typer.echo(f"adapter {name}: {result['name']} version {result['version']}"
+                   f"{'' if result['created'] else ' (unchanged, reused)'}")
 
 
 @app.command()
@@ -549,6 +568,79 @@ def compare(
         typer.echo(tags["ragtune.recommendation"])
     elif "ragtune.best_cell" in tags:
         typer.echo(f"Best: **{tags['ragtune.best_cell']}** (no recommendation recorded: run `ragtune select`)")
+
+
+@app.command()
+def register() -> None:
+    """Register the winning cell (data/metrics/best.json) as one pyfunc model version with the champion alias."""
+    from components import tracking
+    from components.io import read_json, write_json
+    from components.serving import dir_hash, make_bundle
+
+    params = _params()
+    paths, cfg, root = params.data.paths, params.evaluation, _root()
+    best = read_json(root / paths.metrics / "best.json")
+    retrievers = {r.name: r for r in params.retrieval.retrievers}
+    if best["retriever"] not in retrievers and best["retriever"] != "none":
+        raise typer.BadParameter(f"best.json names retriever {best['retriever']!r}, unknown to params/retrieval.yaml")
+    base_dir = root / paths.models / "base"
+    adapter_dir = None if best["model"] == "base" else root / paths.models / "adapters" / best["model"]
+    tracking.setup(root, cfg.experiment)
+    evaluated = tracking.run_params(best["run_id"])  # the index version the winner was scored on
+    version = evaluated.get("index_table_version")
+    bundle = make_bundle(
+        best["model"], retrievers.get(best["retriever"]), params.retrieval.embedders,
+        str((root / paths.index).resolve()), int(version) if version is not None else None, cfg, dir_hash(base_dir),
+    )
+    tags = {**tracking.provenance_tags(root, _data_version(root, paths.raw)), "ragtune.source_run_id": best["run_id"]}
+    result = tracking.register_bundle(cfg.registry.name, bundle, base_dir, adapter_dir, cfg.registry.alias, tags)
+    tracking.log_to_run(best["run_id"], tags={"ragtune.registered_as": f"{result['name']}/{result['version']}"})
+    write_json({**result, "cell": best["cell"], "alias": cfg.registry.alias}, root / paths.metrics / "registry.json")
+    typer.echo(f"{best['cell']} (run {best['run_id']}) is {result['name']} version {result['version']} "
+               f"@{cfg.registry.alias} ({'new version' if result['created'] else 'same bundle, version reused'})")
+
+
+@app.command()
+def drill() -> None:
+    """Knowledge-update drill: hold documents back, add them as new data, time and score each mix absorbing them."""
+    import shutil
+
+    from components import tracking
+    from components.drill import DrillSetup, hold_back, run_drill, to_markdown, to_table
+    from components.io import read_parquet, write_json, write_text
+    from components.metrics import load_metric
+
+    params = _params()
+    paths, cfg, root = params.data.paths, params.evaluation, _root()
+    retrievers = {r.name: r for r in params.retrieval.retrievers}
+    retriever = retrievers[cfg.drill.retriever or params.grid_retrievers()[0]]
+    adapters = {a.name: a for a in params.finetune.adapters}
+    adapter = adapters[cfg.drill.adapter or params.finetune.adapters[0].name]
+    split = hold_back(read_parquet(root / paths.processed / "documents.parquet"),
+                      read_parquet(root / paths.processed / "qa.parquet"), cfg.drill)
+    setup = DrillSetup(params.data.chunkers[retriever.chunker], retriever,
+                       adapter.model_copy(update={"max_steps": cfg.drill.max_steps}), params.retrieval.index,
+                       params.finetune.ray, cfg)
+    work = root / "data" / "drill"  # scratch: its own index and adapters, never data/raw or data/index
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results = run_drill(split, setup, root / paths.models / "base", _embedder(params, retriever.embedder, {}),
+                        load_metric("qa_match"), work)
+    markdown = to_markdown(results, split)
+    table = to_table(results)
+    report = {"arms": table.to_dict(orient="records"), "new_documents": sorted(split.new_documents["doc_id"]),
+              "probes": len(split.probes), "retriever": retriever.name, "adapter": adapter.name}
+    write_text(markdown, root / paths.reports / "drill.md")
+    write_json(report, root / paths.metrics / "drill.json")
+    tracking.setup(root, cfg.experiment)
+    run_id = tracking.start_parent(f"drill-{time.strftime('%Y%m%d-%H%M%S')}",
+                                   {"drill": cfg.drill.model_dump(), "retriever": retriever.name,
+                                    "adapter": adapter.name},
+                                   tracking.provenance_tags(root, _data_version(root, paths.raw)), kind="drill")
+    metrics = {f"{row['arm']}_{key}": row[key] for row in report["arms"] for key in row if key != "arm"}
+    tracking.log_to_run(run_id, metrics=metrics, files=[root / paths.reports / "drill.md",
+                                                         root / paths.metrics / "drill.json"])
+    typer.echo(markdown + f"\nMLflow run {run_id}")
 
 
 # --- orchestration and tools --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from components.config import load_params
 from components.ingest import seed_from_demo
 
-STAGES = ("ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select")
+STAGES = ("ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select", "register")
 
 
 @task(name="seed-raw-data")
@@ -45,7 +45,7 @@ def reproduce(root: str, stage: str, force: bool = False) -> bool:
 
 @flow(name="ragtune", log_prints=True)
 def pipeline(root: str = ".", force: bool = False) -> dict:
-    """ingest -> model -> index -> finetune -> evaluate -> select."""
+    """ingest -> model -> index -> finetune -> evaluate -> select -> register."""
     root = str(Path(root).resolve())
     seed_raw(root)
     ran, skipped = [], []

@@ -87,3 +87,24 @@ def test_default_retrievers_cover_every_mode():
     retrievers = load_params(REPO / "params").retrieval.retrievers
     assert {r.mode for r in retrievers} >= {"vector", "fulltext", "hybrid"}
     assert all((r.top_k, r.chunker, r.embedder, r.reranker) == (3, "para-400", "minilm", "none") for r in retrievers)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [("retriever", "nope", "unknown retriever 'nope'"),
+                                                       ("adapter", "nope", "unknown adapter 'nope'"),
+                                                       ("share", 1.0, "drill.share")])
+def test_drill_settings_are_checked(tmp_path, key, value, message):
+    def edit(name, data):
+        if name == "evaluation":
+            data["drill"][key] = value
+
+    with pytest.raises(ConfigError, match=message):
+        load_params(_copy_params(tmp_path, edit))
+
+
+def test_registry_name_must_not_be_empty(tmp_path):
+    def edit(name, data):
+        if name == "evaluation":
+            data["registry"]["name"] = ""
+
+    with pytest.raises(ConfigError, match=r"evaluation.yaml: registry.name"):
+        load_params(_copy_params(tmp_path, edit))
