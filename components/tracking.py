@@ -129,3 +129,23 @@ def log_to_run(run_id: str, metrics: dict | None = None, files: list[Path] = (),
 def cell_runs(parent_id: str) -> pd.DataFrame:
     """The child runs of a parent run, as MLflow's search returns them."""
     return mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", search_all_experiments=True)
+
+
+def log_training(run_name: str, params: dict, history: list[dict], summary: dict, tags: dict[str, str]) -> str:
+    """One MLflow run per trained adapter (tag ``ragtune.kind=training``).
+
+    Args:
+        params: the adapter and Ray config (flattened to ``a.b`` params).
+        history: per-step rows with ``step``, ``loss`` and ``tokens_per_s``, logged as metric histories.
+        summary: final numbers (tokens/s, wall time, peak memory, ...); non-numeric values are skipped.
+
+    Returns:
+        The run id.
+    """
+    with mlflow.start_run(run_name=run_name, tags={**tags, "ragtune.kind": "training", "ragtune.adapter": run_name}) as run:
+        mlflow.log_params(_flat(params))
+        for row in history:
+            mlflow.log_metrics({"loss": float(row["loss"]), "tokens_per_s": float(row["tokens_per_s"])}, step=int(row["step"]))
+        numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        mlflow.log_metrics({f"final_{k}" if k in ("loss", "tokens_per_s") else k: v for k, v in numeric.items()})
+        return run.info.run_id
