@@ -258,6 +258,7 @@ def train_loop_per_worker(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     bf16 = device.type == "cuda"
+    _record_pid(Path(config["run_dir"]) / "workers", rank)
 
     model = add_lora(AutoModelForCausalLM.from_pretrained(config["base_dir"]), cfg.r, cfg.alpha, cfg.dropout,
                      cfg.target_modules)
@@ -315,10 +316,20 @@ def train_loop_per_worker(config: dict) -> None:
             {"step": step, "loss": loss, "tokens_per_s": state["tokens"] / max(state["train_time_s"], 1e-9)}
         )
         checkpoint_due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
-        if step == steps or step % report_every == 0 or checkpoint_due:
-            report(final=step == steps)
+        if step == steps or step % report_every == 0 or checkpoint_due or step == config["stop_after"]:
+            report(final=step == steps or step == config["stop_after"])
+        if step == config["stop_after"]:
+            return  # a time slice: the run resumes from this checkpoint when started again
     if saved is not None and saved["state"]["step"] >= steps:
         report(final=True)  # a finished run started again: hand back its final checkpoint
+
+
+def _record_pid(folder: Path, rank: int) -> None:
+    """Write this worker's pid to ``folder/rank-<rank>.pid`` (an operator finds the worker to inspect)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".rank-{rank}.pid.{os.getpid()}"
+    tmp.write_text(str(os.getpid()), encoding="utf-8")
+    os.replace(tmp, folder / f"rank-{rank}.pid")
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -351,11 +362,15 @@ def train_adapter(
     out_dir: Path,
     storage_dir: Path,
     cluster_address: str | None = None,
+    stop_after: int | None = None,
 ) -> dict:
     """Train one LoRA adapter with Ray Train and copy it to ``out_dir``.
 
     The run lives in ``storage_dir/<adapter>-<fingerprint>``: starting the same adapter on the same
     data again resumes from its latest checkpoint (or returns at once if it had finished).
+    ``stop_after`` ends this call after that many steps (counted from the start of the run) with a
+    checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
+    the planned total.
 
     Returns:
         Training metrics: step, final loss, tokens/s, wall time, peak memory, per-step history.
@@ -379,6 +394,8 @@ def train_adapter(
             "steps": steps,
             "threads": ray_cfg.cpus_per_worker,
             "report_every": max(1, steps // 20),
+            "stop_after": stop_after,
+            "run_dir": str(storage_dir.resolve() / run_name),
         },
         torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
