@@ -104,8 +104,12 @@ def main() -> None:
     with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
         t0 = time.perf_counter()
         out = model.generate(
-            input_ids=prompts, attention_mask=mask, max_new_tokens=args.gen_tokens, min_new_tokens=args.gen_tokens,
-            do_sample=False, pad_token_id=config.pad_token_id,
+            input_ids=prompts,
+            attention_mask=mask,
+            max_new_tokens=args.gen_tokens,
+            min_new_tokens=args.gen_tokens,
+            do_sample=False,
+            pad_token_id=config.pad_token_id,
         )
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -355,7 +355,8 @@ class Params(_Strict):
             for source in adapter.data:
                 if isinstance(source, RaftSource) and source.retriever not in known:
                     raise ValueError(
-                        f"adapter {adapter.name!r}: raft retriever {source.retriever!r} is unknown; known: {sorted(known)}"
+                        f"adapter {adapter.name!r}: raft retriever {source.retriever!r} is unknown; "
+                        f"known: {sorted(known)}"
                     )
         return self
 

@@ -96,7 +96,11 @@ def fact_texts(qa_train: pd.DataFrame, forms: list[str]) -> list[str]:
     """Each train QA pair rendered as text in every requested form (for continued pre-training)."""
     if not forms or qa_train.empty:
         return []
-    return [FACT_FORMS[form](q, answers[0]) for q, answers in zip(qa_train["question"], qa_train["answers"]) for form in forms]
+    return [
+        FACT_FORMS[form](q, answers[0])
+        for q, answers in zip(qa_train["question"], qa_train["answers"], strict=True)
+        for form in forms
+    ]
 
 
 def chat_example(
@@ -120,7 +124,7 @@ def qa_examples(qa: pd.DataFrame, tokenizer, prompts: PromptConfig, max_length: 
     """Closed-book chat examples, one per (question, first answer); loss on the answer only."""
     examples = [
         chat_example(tokenizer, prompts, q, None, answers[0], max_length)
-        for q, answers in zip(qa["question"], qa["answers"])
+        for q, answers in zip(qa["question"], qa["answers"], strict=True)
     ]
     return [e for e in examples if e is not None]
 
@@ -146,7 +150,7 @@ def raft_contexts(
     out = []
     doc_ids = chunks["doc_id"].to_numpy()
     texts = chunks["text"].tolist()
-    for question, answers, gold_docs in zip(qa["question"], qa["answers"], qa["doc_ids"]):
+    for question, answers, gold_docs in zip(qa["question"], qa["answers"], qa["doc_ids"], strict=True):
         answers = list(answers)
         gold = gold_chunk(chunks, gold_docs[0], answers) if len(gold_docs) else None
         others = [i for i, d in enumerate(doc_ids) if d not in set(gold_docs)]
@@ -161,21 +165,29 @@ def raft_contexts(
 
 
 def raft_examples(
-    qa: pd.DataFrame, chunks: pd.DataFrame, tokenizer, prompts: PromptConfig, max_length: int,
-    top_k: int, p_gold: float, seed: int,
+    qa: pd.DataFrame,
+    chunks: pd.DataFrame,
+    tokenizer,
+    prompts: PromptConfig,
+    max_length: int,
+    top_k: int,
+    p_gold: float,
+    seed: int,
 ) -> list[dict]:
     """RAFT chat examples in the evaluation's with-context prompt; loss on the answer only.
 
     Examples whose prompt does not fit ``max_length`` are dropped (and counted in the log).
     """
     examples = []
-    for (question, passages, _), answers in zip(raft_contexts(qa, chunks, top_k, p_gold, seed), qa["answers"]):
+    contexts = raft_contexts(qa, chunks, top_k, p_gold, seed)
+    for (question, passages, _), answers in zip(contexts, qa["answers"], strict=True):
         example = chat_example(tokenizer, prompts, question, passages, answers[0], max_length)
         if example is not None:
             examples.append(example)
     if len(examples) < len(qa):
-        logger.warning("raft: %d of %d prompts exceed max_length %d and were dropped",
-                       len(qa) - len(examples), len(qa), max_length)
+        logger.warning(
+            "raft: %d of %d prompts exceed max_length %d and were dropped", len(qa) - len(examples), len(qa), max_length
+        )
     return examples
 
 
@@ -192,8 +204,14 @@ def _raft(inputs: TrainingInputs, source: RaftSource, tokenizer, cfg: AdapterCon
     if source.retriever not in inputs.chunks:
         raise ValueError(f"adapter {cfg.name!r}: no chunks given for raft retriever {source.retriever!r}")
     return raft_examples(
-        inputs.train_qa(), inputs.chunks[source.retriever], tokenizer, prompts, cfg.max_length,
-        inputs.top_k[source.retriever], source.p_gold, cfg.seed,
+        inputs.train_qa(),
+        inputs.chunks[source.retriever],
+        tokenizer,
+        prompts,
+        cfg.max_length,
+        inputs.top_k[source.retriever],
+        source.p_gold,
+        cfg.seed,
     )
 
 
@@ -260,8 +278,9 @@ def train_loop_per_worker(config: dict) -> None:
     bf16 = device.type == "cuda"
     _record_pid(Path(config["run_dir"]) / "workers", rank)
 
-    model = add_lora(AutoModelForCausalLM.from_pretrained(config["base_dir"]), cfg.r, cfg.alpha, cfg.dropout,
-                     cfg.target_modules)
+    model = add_lora(
+        AutoModelForCausalLM.from_pretrained(config["base_dir"]), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     steps = config["steps"]
     state = {"step": 0, "tokens": 0, "train_time_s": 0.0, "history": [], "resumed_at": []}
@@ -295,12 +314,16 @@ def train_loop_per_worker(config: dict) -> None:
         }
         due = final or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0)
         if final:
-            metrics.update(history=state["history"], resumed_at=state["resumed_at"], components_file=components.__file__)
+            metrics.update(
+                history=state["history"], resumed_at=state["resumed_at"], components_file=components.__file__
+            )
         if due and rank == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(tmp)
-                torch.save({"state": state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                           Path(tmp) / STATE_FILE)
+                torch.save(
+                    {"state": state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                    Path(tmp) / STATE_FILE,
+                )
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)
@@ -383,8 +406,14 @@ def train_adapter(
     _ensure_ray(ray_cfg, cluster_address)
     steps = plan_steps(len(examples), cfg, ray_cfg.num_workers)
     run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir)}"
-    logger.info("training %s: %d examples, %d steps on %d worker(s), run %s",
-                cfg.name, len(examples), steps, ray_cfg.num_workers, run_name)
+    logger.info(
+        "training %s: %d examples, %d steps on %d worker(s), run %s",
+        cfg.name,
+        len(examples),
+        steps,
+        ray_cfg.num_workers,
+        run_name,
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -418,7 +447,16 @@ def train_adapter(
         shutil.copytree(ckpt, out_dir, dirs_exist_ok=True)
     (out_dir / STATE_FILE).unlink(missing_ok=True)  # optimiser state stays in the run's storage
     metrics = dict(result.metrics)
-    metrics.update({"wall_time_s": wall, "examples": len(examples), "workers": ray_cfg.num_workers,
-                    "planned_steps": steps, "run_name": run_name})
-    logger.info("trained %s in %.0f s: loss %.3f, %.0f tokens/s", cfg.name, wall, metrics["loss"], metrics["tokens_per_s"])
+    metrics.update(
+        {
+            "wall_time_s": wall,
+            "examples": len(examples),
+            "workers": ray_cfg.num_workers,
+            "planned_steps": steps,
+            "run_name": run_name,
+        }
+    )
+    logger.info(
+        "trained %s in %.0f s: loss %.3f, %.0f tokens/s", cfg.name, wall, metrics["loss"], metrics["tokens_per_s"]
+    )
     return metrics

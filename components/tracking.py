@@ -142,10 +142,12 @@ def log_training(run_name: str, params: dict, history: list[dict], summary: dict
     Returns:
         The run id.
     """
-    with mlflow.start_run(run_name=run_name, tags={**tags, "ragtune.kind": "training", "ragtune.adapter": run_name}) as run:
+    run_tags = {**tags, "ragtune.kind": "training", "ragtune.adapter": run_name}
+    with mlflow.start_run(run_name=run_name, tags=run_tags) as run:
         mlflow.log_params(_flat(params))
         for row in history:
-            mlflow.log_metrics({"loss": float(row["loss"]), "tokens_per_s": float(row["tokens_per_s"])}, step=int(row["step"]))
+            step_metrics = {"loss": float(row["loss"]), "tokens_per_s": float(row["tokens_per_s"])}
+            mlflow.log_metrics(step_metrics, step=int(row["step"]))
         numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         mlflow.log_metrics({f"final_{k}" if k in ("loss", "tokens_per_s") else k: v for k, v in numeric.items()})
         return run.info.run_id

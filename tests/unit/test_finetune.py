@@ -45,16 +45,20 @@ CHUNKS = pd.DataFrame(
         ],
     }
 )
-QA = _qa([
-    ("What is the alpha-3 code of Bolivia?", "BOL", "d/BO", "train"),
-    ("What is the alpha-3 code of Andorra?", "AND", "d/AD", "train"),
-    ("What is the alpha-3 code of France?", "FRA", "d/FR", "test"),
-    ("What is the alpha-3 code of Italy?", "ITA", "d/IT", "dev"),
-])
+QA = _qa(
+    [
+        ("What is the alpha-3 code of Bolivia?", "BOL", "d/BO", "train"),
+        ("What is the alpha-3 code of Andorra?", "AND", "d/AD", "train"),
+        ("What is the alpha-3 code of France?", "FRA", "d/FR", "test"),
+        ("What is the alpha-3 code of Italy?", "ITA", "d/IT", "dev"),
+    ]
+)
 
 
 def _supervised(example: dict, tokenizer) -> str:
-    return tokenizer.decode([t for t, label in zip(example["input_ids"], example["labels"]) if label != IGNORE_INDEX])
+    return tokenizer.decode(
+        [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE_INDEX]
+    )
 
 
 def test_qa_examples_train_on_the_answer_tokens_only(tokenizer, params):
@@ -75,7 +79,7 @@ def test_corpus_windows_cover_each_document(tokenizer, params):
 @pytest.mark.parametrize("p_gold, expected", [(1.0, True), (0.0, False)])
 def test_raft_gold_kept_with_probability_p_and_distractors_from_other_docs(p_gold, expected):
     contexts = raft_contexts(QA, CHUNKS, top_k=3, p_gold=p_gold, seed=0)
-    for (question, passages, kept), doc in zip(contexts, ["d/BO", "d/AD", "d/FR", "d/IT"]):
+    for (_, passages, kept), doc in zip(contexts, ["d/BO", "d/AD", "d/FR", "d/IT"], strict=True):
         gold_texts = set(CHUNKS.loc[CHUNKS["doc_id"] == doc, "text"])
         assert kept is expected and len(passages) == 3 and len(set(passages)) == 3
         assert sum(p in gold_texts for p in passages) == int(expected)
@@ -95,7 +99,9 @@ def test_raft_prompt_is_the_evaluations_with_context_prompt_and_loss_on_answer(t
     train = QA[QA["split"] == "train"]
     examples = raft_examples(train, CHUNKS, tokenizer, prompts, max_length=512, top_k=3, p_gold=1.0, seed=0)
     (question, passages, _) = raft_contexts(train, CHUNKS, 3, 1.0, 0)[0]
-    expected = chat_prompt(tokenizer, prompts.system, user_message(prompts, question, passages))  # what evaluate renders
+    expected = chat_prompt(
+        tokenizer, prompts.system, user_message(prompts, question, passages)
+    )  # what evaluate renders
     prompt_ids = tokenizer(expected, add_special_tokens=False)["input_ids"]
     assert examples[0]["input_ids"][: len(prompt_ids)] == prompt_ids
     assert all(label == IGNORE_INDEX for label in examples[0]["labels"][: len(prompt_ids)])
@@ -116,8 +122,12 @@ def test_sources_use_train_questions_only(tokenizer, params):
             RaftSource(source="raft", retriever="r", p_gold=1.0),
         ],
     )
-    inputs = TrainingInputs(documents=pd.DataFrame({"text": ["Some text."]}), qa=QA, chunks={"r": CHUNKS}, top_k={"r": 2})
-    text = "\n".join(tokenizer.decode(e["input_ids"]) for e in build_examples(inputs, tokenizer, cfg, params.evaluation.prompts))
+    inputs = TrainingInputs(
+        documents=pd.DataFrame({"text": ["Some text."]}), qa=QA, chunks={"r": CHUNKS}, top_k={"r": 2}
+    )
+    text = "\n".join(
+        tokenizer.decode(e["input_ids"]) for e in build_examples(inputs, tokenizer, cfg, params.evaluation.prompts)
+    )
     assert "Bolivia?" in text and "Andorra?" in text
     assert "France?" not in text and "Italy?" not in text  # test and dev questions never trained on
     assert 'The answer to the question "What is the alpha-3 code of Bolivia?" is BOL.' in text  # statement form

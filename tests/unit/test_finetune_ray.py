@@ -71,9 +71,12 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tiny, base_model_dir, 
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 150
+    # kill rank 1 once a checkpoint is registered (Ray writes the snapshot file when it is)
     killed = None
     while killed is None and thread.is_alive() and time.monotonic() < deadline:
-        if list((tmp_path / "ray").glob("tiny-*/checkpoint_*")) and (pid := _train_worker(tmp_path / "ray")):
+        if list((tmp_path / "ray").glob("tiny-*/checkpoint_manager_snapshot.json")) and (
+            pid := _train_worker(tmp_path / "ray")
+        ):
             killed = pid
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.2)

@@ -18,7 +18,10 @@ from components.train_step import (
 
 @settings(max_examples=50, deadline=None)
 @given(
-    n=st.integers(1, 40), world=st.integers(1, 3), per_rank=st.integers(1, 5), steps=st.integers(1, 12),
+    n=st.integers(1, 40),
+    world=st.integers(1, 3),
+    per_rank=st.integers(1, 5),
+    steps=st.integers(1, 12),
     seed=st.integers(0, 5),
 )
 def test_bucketing_keeps_the_examples_of_random_order_and_equal_steps_per_rank(n, world, per_rank, steps, seed):
@@ -43,7 +46,9 @@ def test_bucketing_reduces_padding():
 
 
 def test_collate_pads_with_ignored_labels():
-    ids, labels, mask = collate([{"input_ids": [5, 6, 7], "labels": [IGNORE_INDEX, 6, 7]}, {"input_ids": [8], "labels": [8]}])
+    ids, labels, mask = collate(
+        [{"input_ids": [5, 6, 7], "labels": [IGNORE_INDEX, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
     assert ids.shape == (2, 3) and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert (labels[mask == 0] == IGNORE_INDEX).all()
 
@@ -66,8 +71,10 @@ class _TinyLM(torch.nn.Module):
 
 
 def test_gradient_accumulation_equals_one_big_batch():
-    examples = [{"input_ids": [1 + i, 2 + i, 3, 4 + i][: 2 + i % 3], "labels": [1 + i, 2 + i, 3, 4 + i][: 2 + i % 3]}
-                for i in range(6)]
+    examples = [
+        {"input_ids": [1 + i, 2 + i, 3, 4 + i][: 2 + i % 3], "labels": [1 + i, 2 + i, 3, 4 + i][: 2 + i % 3]}
+        for i in range(6)
+    ]
     grads = []
     for accum in (1, 3):
         model = _TinyLM()
