@@ -220,7 +220,36 @@ class BaseModelConfig(_Strict):
 class RayConfig(_Strict):
     num_workers: int = Field(2, gt=0)
     cpus_per_worker: int = Field(1, gt=0)
-    use_gpu: bool = False
+    use_gpu: bool = False  # DDP backend follows: nccl on GPU (with bf16 autocast), gloo on CPU
+    max_failures: int = Field(1, ge=0)  # worker-group restarts from the latest checkpoint before the run fails
+
+
+class CorpusSource(_Strict):
+    """Continued pre-training on every document, optionally with train-split facts in other forms."""
+
+    source: Literal["corpus"]
+    weight: float = Field(1.0, gt=0)  # examples of this source repeated/sampled to weight x their count
+    augment: list[Literal["qa_text", "statement"]] = []  # extra renderings of each train QA pair as text
+
+
+class QASource(_Strict):
+    """Closed-book QA: the evaluation's closed-book chat prompt, loss on the answer tokens only."""
+
+    source: Literal["qa"]
+    weight: float = Field(1.0, gt=0)
+
+
+class RaftSource(_Strict):
+    """RAFT (Zhang et al. 2024): the with-context prompt with the gold chunk kept with ``p_gold``."""
+
+    source: Literal["raft"]
+    weight: float = Field(1.0, gt=0)
+    retriever: str  # from params/retrieval.yaml: its chunker gives the passages, its top_k their number
+    p_gold: float = Field(0.8, ge=0.0, le=1.0)  # chance the gold chunk is among the passages
+    distractors: Literal["other_docs"] = "other_docs"  # chunks sampled from documents the question is not about
+
+
+AnySource = Annotated[CorpusSource | QASource | RaftSource, Field(discriminator="source")]
 
 
 class AdapterConfig(_Strict):
@@ -235,16 +264,22 @@ class AdapterConfig(_Strict):
     epochs: int = Field(1, gt=0)
     max_steps: int | None = Field(None, gt=0)
     batch_size: int = Field(8, gt=0)
+    grad_accum: int = Field(1, gt=0)
     max_length: int = Field(128, gt=8)
+    batching: Literal["random", "bucketed"] = "bucketed"
+    checkpoint_every: int | None = Field(None, gt=0)
     seed: int = 0
-    corpus: bool = True
-    qa: bool = True
+    data: list[AnySource] = Field(
+        default_factory=lambda: [CorpusSource(source="corpus"), QASource(source="qa")], min_length=1
+    )
 
-    @model_validator(mode="after")
-    def _has_data(self) -> AdapterConfig:
-        if not (self.corpus or self.qa):
-            raise ValueError(f"adapter {self.name!r} trains on nothing: enable corpus or qa")
-        return self
+    @field_validator("data")
+    @classmethod
+    def _one_of_each(cls, data: list) -> list:
+        kinds = [s.source for s in data]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"each data source may appear once, got {kinds}")
+        return data
 
 
 class FinetuneConfig(_Strict):
@@ -361,6 +396,18 @@ class Params(_Strict):
             raise ValueError(f"evaluation.drill.retriever names unknown retriever {drill.retriever!r}")
         if drill.adapter is not None and drill.adapter not in {a.name for a in self.finetune.adapters}:
             raise ValueError(f"evaluation.drill.adapter names unknown adapter {drill.adapter!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _raft_retrievers_exist(self) -> Params:
+        known = {r.name for r in self.retrieval.retrievers}
+        for adapter in self.finetune.adapters:
+            for source in adapter.data:
+                if isinstance(source, RaftSource) and source.retriever not in known:
+                    raise ValueError(
+                        f"adapter {adapter.name!r}: raft retriever {source.retriever!r} is unknown; "
+                        f"known: {sorted(known)}"
+                    )
         return self
 
     @model_validator(mode="after")

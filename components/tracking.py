@@ -286,3 +286,25 @@ def register_adapter(
     if bundle.retriever is not None:
         raise ValueError("an adapter is registered closed-book: its bundle must have no retriever")
     return register_bundle(name, bundle, base_dir, adapter_dir, alias=None, tags=tags)
+
+
+def log_training(run_name: str, params: dict, history: list[dict], summary: dict, tags: dict[str, str]) -> str:
+    """One MLflow run per trained adapter (tag ``ragtune.kind=training``).
+
+    Args:
+        params: the adapter and Ray config (flattened to ``a.b`` params).
+        history: per-step rows with ``step``, ``loss`` and ``tokens_per_s``, logged as metric histories.
+        summary: final numbers (tokens/s, wall time, peak memory, ...); non-numeric values are skipped.
+
+    Returns:
+        The run id.
+    """
+    run_tags = {**tags, "ragtune.kind": "training", "ragtune.adapter": run_name}
+    with mlflow.start_run(run_name=run_name, tags=run_tags) as run:
+        mlflow.log_params(_flat(params))
+        for row in history:
+            step_metrics = {"loss": float(row["loss"]), "tokens_per_s": float(row["tokens_per_s"])}
+            mlflow.log_metrics(step_metrics, step=int(row["step"]))
+        numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        mlflow.log_metrics({f"final_{k}" if k in ("loss", "tokens_per_s") else k: v for k, v in numeric.items()})
+        return run.info.run_id

@@ -287,31 +287,70 @@ def retrieval_eval(
     typer.echo(f"scored {len(results)} retrievers on {', '.join(splits)} (MLflow run {parent})")
 
 
+def _training_inputs(params, root: Path):
+    """Documents, QA pairs and, for each retriever a RAFT source names, its chunker's chunks."""
+    from components.config import RaftSource
+    from components.finetune import TrainingInputs
+    from components.io import read_parquet
+
+    paths = params.data.paths
+    retrievers = {r.name: r for r in params.retrieval.retrievers}
+    raft = {s.retriever for a in params.finetune.adapters for s in a.data if isinstance(s, RaftSource)}
+    return TrainingInputs(
+        documents=read_parquet(root / paths.processed / "documents.parquet"),
+        qa=read_parquet(root / paths.processed / "qa.parquet"),
+        chunks={n: read_parquet(root / paths.processed / f"chunks-{retrievers[n].chunker}.parquet") for n in raft},
+        top_k={n: retrievers[n].top_k for n in raft},
+    )
+
+
 @app.command()
 def finetune() -> None:
-    """Train every LoRA adapter in params/finetune.yaml with Ray Train."""
+    """Train every LoRA adapter in params/finetune.yaml with Ray Train; one MLflow run per adapter.
+
+    An interrupted run resumes: run it again with the same params and data, and each adapter
+    continues from the latest checkpoint under data/models/ray/<adapter>-<fingerprint>.
+    """
+    from components import tracking
     from components.finetune import build_examples, train_adapter
-    from components.io import atomic_path, read_parquet, write_json
+    from components.io import atomic_path, write_json
     from components.models import load_tokenizer
 
     params = _params()
+    root = _root()
     paths = params.data.paths
-    base_dir = _root() / paths.models / "base"
-    documents = read_parquet(_root() / paths.processed / "documents.parquet")
-    qa = read_parquet(_root() / paths.processed / "qa.parquet")
-    qa_train = qa[qa["split"] == "train"]
+    base_dir = root / paths.models / "base"
+    inputs = _training_inputs(params, root)
     tokenizer = load_tokenizer(base_dir)
+    tracking.setup(root, params.evaluation.experiment)
+    tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
     results = {}
-    with atomic_path(_root() / paths.models / "adapters") as out:
+    with atomic_path(root / paths.models / "adapters") as out:
         out.mkdir()
         for adapter in params.finetune.adapters:
-            examples = build_examples(documents, qa_train, tokenizer, adapter, params.evaluation.prompts)
-            results[adapter.name] = train_adapter(
-                examples, base_dir, adapter, params.finetune.ray, out / adapter.name, _root() / paths.models / "ray"
+            examples = build_examples(inputs, tokenizer, adapter, params.evaluation.prompts)
+            metrics = train_adapter(
+                examples, base_dir, adapter, params.finetune.ray, out / adapter.name, root / paths.models / "ray",
+                cluster_address=os.environ.get("RAY_ADDRESS"),
             )
             tokenizer.save_pretrained(out / adapter.name)
-    _register_adapters(params, [a.name for a in params.finetune.adapters])  # issue 6: each adapter is a model version
-    write_json(results, _root() / paths.metrics / "finetune.json")
+            history = metrics.pop("history", [])
+            run_id = tracking.log_training(
+                adapter.name,
+                {"adapter": adapter.model_dump(mode="json"), "ray": params.finetune.ray.model_dump(),
+                 "base_model": params.finetune.base_model.name, "examples": len(examples)},
+                history,
+                metrics,
+                tags,
+            )
+            results[adapter.name] = {**metrics, "mlflow_run_id": run_id}
+            typer.echo(
+                f"{adapter.name}: {metrics['step']} steps, loss {metrics['loss']:.3f}, "
+                f"{metrics['tokens_per_s']:.0f} tokens/s, {metrics['wall_time_s']:.0f} s, "
+                f"peak {metrics['peak_memory_mb']:.0f} MB (MLflow run {run_id})"
+            )
+    _register_adapters(params, [a.name for a in params.finetune.adapters])  # each adapter is a model version
+    write_json(results, root / paths.metrics / "finetune.json")
 
 
 def _register_adapters(params, names: list[str]) -> None:

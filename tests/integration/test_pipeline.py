@@ -42,7 +42,9 @@ def project(tmp_path_factory) -> Path:
     demo_slice(root / "data" / "raw", n_docs=12, n_questions=40)
 
     def tiny_training(data):
-        data["adapters"][0].update(max_steps=2, batch_size=2, max_length=64)
+        for adapter in data["adapters"]:  # closed-book and RAFT: 2 steps each
+            raft = any(source["source"] == "raft" for source in adapter["data"])
+            adapter.update(max_steps=2, grad_accum=1, batch_size=1 if raft else 2, max_length=384 if raft else 64)
 
     def tiny_eval(data):
         data["max_questions"] = 4
@@ -95,7 +97,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     retrievers = ["vector-minilm-k3", "fulltext-k3", "hybrid-rrf-k3"]
     in_grid = ["vector-minilm-k3", "hybrid-rrf-k3"]  # the tiny project's evaluation.grid_retrievers
     assert sorted(cells["tags.ragtune.cell"]) == sorted(
-        f"{model}+{retriever}" for model in ("base", "lora-r8-qv") for retriever in ["none", *in_grid]
+        f"{model}+{retriever}" for model in ("base", "lora-r8-qv", "raft-r8-qv") for retriever in ["none", *in_grid]
     )
     for _, cell in cells.iterrows():
         assert cell["params.base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -107,6 +109,9 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
         assert (cell["metrics.recall_at_k"] >= 0.0) if rag else pd_isna(cell.get("metrics.recall_at_k"))
         if cell["params.model"] != "base":
             assert cell["params.adapter.r"] == "8" and cell["metrics.train_steps"] == 2
+    training = runs[runs["tags.ragtune.kind"] == "training"]  # one run per adapter, per-step loss logged
+    assert sorted(training["tags.mlflow.runName"]) == ["lora-r8-qv", "raft-r8-qv"]
+    assert (training["metrics.step"] == 2).all() and (training["metrics.peak_memory_mb"] > 0).all()
     # retrieval on this tiny corpus finds the gold country document
     rag_cells = cells[cells["params.retriever"] != "none"]
     assert (rag_cells["metrics.recall_at_k"] >= 0.75).all()
@@ -126,7 +131,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     assert set(runs["tags.ragtune.git_commit"].dropna()) <= {commit, f"{commit}-dirty"}
 
     board = (project / "reports" / "leaderboard.md").read_text()
-    assert board.count("| lora-r8-qv+") == 3 and board.count("| base+") == 3
+    assert board.count("| lora-r8-qv+") == 3 and board.count("| raft-r8-qv+") == 3 and board.count("| base+") == 3
     # every retriever, in the grid or not, is on the leaderboard's retrieval table
     assert all(f"| {name} |" in board for name in retrievers)
     best_cell = parents.iloc[0]["tags.ragtune.best_cell"]
