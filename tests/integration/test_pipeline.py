@@ -137,6 +137,17 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     best_cell = parents.iloc[0]["tags.ragtune.best_cell"]
     assert f"Best: **{best_cell}**" in board and board in first.stdout
 
+    # the winning cell is the champion of the registry, and every adapter is a model version
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns.db'}")
+    try:
+        client = mlflow.MlflowClient()
+        champion = client.get_model_version_by_alias("ragtune-qa", "champion")
+        assert champion.version == "1"
+        for adapter in ("lora-r8-qv", "raft-r8-qv"):
+            assert client.search_model_versions(f"name = 'ragtune-adapter-{adapter}'")
+    finally:
+        mlflow.set_tracking_uri(None)
+
     second = _ragtune(project, "run")
     assert "stages run: none" in second.stdout
     assert len(_runs(project)) == len(runs)
@@ -144,7 +155,8 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     # changing only an evaluation param re-runs evaluation and selection, not training
     _edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
     third = _ragtune(project, "run")
-    assert "stages run: evaluate, select; skipped: ingest, model, index, retrieval_eval, finetune" in third.stdout
+    # the new best.json names a new run, so the champion is re-registered (the same bundle reuses its version)
+    assert "stages run: evaluate, select, register; skipped: ingest, model, index, retrieval_eval, finetune" in third.stdout
     assert (_runs(project)["tags.ragtune.kind"] == "pipeline").sum() == 2
 
 
