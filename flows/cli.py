@@ -18,9 +18,11 @@ from typing import Annotated
 import typer
 
 from flows.data_cli import data_app
+from flows.ops_cli import ops_app, preflight
 
 app = typer.Typer(help="ragtune: RAG or fine-tuning, or both? Settle it with measurements.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(ops_app)  # schedule, trigger, gate
 logger = logging.getLogger("ragtune")
 
 OFFLINE_ENV = {
@@ -439,6 +441,7 @@ def run(
     from flows.pipeline import pipeline
 
     params = _params()
+    preflight()
     summary = pipeline(root=str(_root()), force=force)
     board = _root() / params.data.paths.reports / "leaderboard.md"
     if board.is_file():
