@@ -129,3 +129,23 @@ def log_to_run(run_id: str, metrics: dict | None = None, files: list[Path] = (),
 def cell_runs(parent_id: str) -> pd.DataFrame:
     """The child runs of a parent run, as MLflow's search returns them."""
     return mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", search_all_experiments=True)
+
+
+def previous_best(experiment: str, metric: str, exclude_run_id: str | None = None) -> float | None:
+    """``best_<metric>`` of the latest pipeline run before this one (``exclude_run_id``); None if none.
+
+    The quality gate compares the new champion with it (``ragtune gate``).
+    """
+    found = MlflowClient().get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = MlflowClient().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.ragtune.kind = 'pipeline' and metrics.best_{metric} > -1e300",
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    )
+    for run in runs:
+        if run.info.run_id != exclude_run_id:
+            return float(run.data.metrics[f"best_{metric}"])
+    return None

@@ -71,6 +71,41 @@ def new_data_check(root: str) -> str | None:
     return run_id
 
 
+def build_deployments(
+    root: Path | str,
+    cron: str = DEFAULT_CRON,
+    timezone: str = "UTC",
+    check_every_s: int | None = 300,
+    retries: int = 2,
+) -> list:
+    """The deployments ``ragtune schedule`` serves (see :func:`serve_deployments` for the arguments)."""
+    from prefect.schedules import Cron, Interval
+
+    root = str(Path(root).resolve())
+    deployments = [
+        pipeline.to_deployment(
+            name=SCHEDULED,
+            schedules=[Cron(cron, timezone=timezone)],
+            parameters={"root": root, "force": False, "retries": retries},
+            tags=["scheduled"],
+            description="Retrain and re-evaluate on a schedule; DVC skips unchanged stages.",
+        ),
+        pipeline.to_deployment(
+            name=ON_NEW_DATA,
+            parameters={"root": root, "retries": retries},
+            tags=["new-data"],
+            description="Started by `ragtune trigger` when DVC's hash of data/raw changes.",
+        ),
+    ]
+    if check_every_s:
+        deployments.append(
+            new_data_check.to_deployment(
+                name="watch-raw", schedules=[Interval(check_every_s)], parameters={"root": root}
+            )
+        )
+    return deployments
+
+
 def serve_deployments(
     root: Path | str,
     cron: str = DEFAULT_CRON,
@@ -89,25 +124,4 @@ def serve_deployments(
         retries: passed to the flow (retries of transient stage failures).
         limit: runs at once in this process; 1 keeps two pipelines off the same DVC repo.
     """
-    root = str(Path(root).resolve())
-    deployments = [
-        pipeline.to_deployment(
-            name=SCHEDULED,
-            cron=cron,
-            timezone=timezone,
-            parameters={"root": root, "force": False, "retries": retries},
-            tags=["scheduled"],
-            description="Retrain and re-evaluate on a schedule; DVC skips unchanged stages.",
-        ),
-        pipeline.to_deployment(
-            name=ON_NEW_DATA,
-            parameters={"root": root, "retries": retries},
-            tags=["new-data"],
-            description="Started by `ragtune trigger` when DVC's hash of data/raw changes.",
-        ),
-    ]
-    if check_every_s:
-        deployments.append(
-            new_data_check.to_deployment(name="watch-raw", interval=check_every_s, parameters={"root": root})
-        )
-    serve(*deployments, limit=limit)
+    serve(*build_deployments(root, cron, timezone, check_every_s, retries), limit=limit)

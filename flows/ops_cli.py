@@ -66,3 +66,31 @@ def trigger(
 
         summary = pipeline(root=str(root))
         typer.echo(f"stages run: {', '.join(summary['ran']) or 'none'}")
+
+
+@ops_app.command()
+def gate(
+    margin: float = typer.Option(0.02, help="largest allowed drop of the main metric below the previous champion"),
+) -> None:
+    """Fail (exit 1) when the new best cell is worse than the previous pipeline run's by more than MARGIN."""
+    from components import tracking
+    from components.config import ConfigError, load_params
+    from components.gate import quality_gate
+    from components.io import read_json
+
+    preflight()
+    root = Path.cwd()
+    try:
+        params = load_params(root / "params")
+    except ConfigError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    metric = params.evaluation.main_metric
+    best = read_json(root / params.data.paths.metrics / "best.json")
+    evaluated = read_json(root / params.data.paths.eval / "cells.json")
+    tracking.setup(root, params.evaluation.experiment)
+    baseline = tracking.previous_best(params.evaluation.experiment, metric, exclude_run_id=evaluated["parent_run_id"])
+    result = quality_gate(float(best[metric]), baseline, margin, metric)
+    typer.echo(result.summary())
+    if not result.passed:
+        raise typer.Exit(1)

@@ -54,3 +54,19 @@ def test_prefect_yaml_deploys_the_pipeline_flow_as_ops_names_it():
     assert not deployments[ops.ON_NEW_DATA].get("schedules")
     tags = {t for d in deployments.values() for t in d.get("tags", [])}
     assert {"scheduled", "new-data"} <= tags
+
+
+def test_schedule_builds_a_cron_deployment_with_parameters_and_an_on_demand_one(tmp_path):
+    built = {
+        d.name: d
+        for d in ops.build_deployments(
+            tmp_path, cron="15 2 * * *", timezone="Europe/Paris", check_every_s=60, retries=1
+        )
+    }
+    assert set(built) == {ops.SCHEDULED, ops.ON_NEW_DATA, "watch-raw"}
+    (schedule,) = built[ops.SCHEDULED].schedules
+    assert schedule.schedule.cron == "15 2 * * *" and schedule.schedule.timezone == "Europe/Paris"
+    assert built[ops.SCHEDULED].parameters == {"root": str(tmp_path.resolve()), "force": False, "retries": 1}
+    assert not built[ops.ON_NEW_DATA].schedules
+    assert built["watch-raw"].schedules[0].schedule.interval.total_seconds() == 60
+    assert len(ops.build_deployments(tmp_path, check_every_s=None)) == 2
