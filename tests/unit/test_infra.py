@@ -116,3 +116,15 @@ def test_manifest_references_resolve(path: Path):
     pool = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]["work_pool"]["name"]
     if "prefect worker start" in text or '"worker", "start"' in text:
         assert pool in text, "the worker must poll the work pool of prefect.yaml"
+
+
+def test_new_data_workflow_pulls_runs_publishes_and_gates():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "new-data.yml").read_text())
+    on = workflow[True]  # YAML 1.1 reads the key `on` as True
+    for event in ("push", "pull_request"):
+        assert set(on[event]["paths"]) == {"data/*.dvc", "params/**"}
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    script = "\n".join(step.get("run", "") for step in steps)
+    for needed in ("make install", "dvc pull", "dvc exp run", "GITHUB_STEP_SUMMARY", "ragtune gate --margin"):
+        assert needed in script, needed
+    assert script.index("dvc pull") < script.index("dvc exp run") < script.index("ragtune gate")
