@@ -6,6 +6,7 @@ succeeds, the tables open with every chunk, and no `.*.tmp` folder is left in th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,17 +23,25 @@ from tests.integration.tiny_project import BIN, build_tiny_project, project_env,
 pytestmark = pytest.mark.integration
 
 
-def _kill_when(proc: subprocess.Popen, ready, timeout_s: float = 600) -> None:
+def _kill_when(proc: subprocess.Popen, ready, log: Path, timeout_s: float = 600) -> None:
     """SIGKILL ``proc``'s whole process group as soon as ``ready()`` holds."""
     deadline = time.monotonic() + timeout_s
     try:
         while not ready():
-            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before the kill point"
+            assert proc.poll() is None, (
+                f"ended (rc {proc.returncode}) before the kill point:\n{log.read_text()[-6000:]}"
+            )
             assert time.monotonic() < deadline, "kill point not reached in time"
             time.sleep(0.2)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
+
+
+def _start(cmd: list[str], project: Path, env: dict, log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, cwd=project, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _stage_running(proc: subprocess.Popen, stage: str) -> bool:
@@ -60,29 +69,19 @@ def test_killed_mid_stage_reruns_cleanly(tmp_path):
     models = project / "data" / "models"
 
     # 1. killed while `model` writes data/models/base through a temporary folder
-    run = subprocess.Popen(
-        ragtune_cmd("run"),
-        cwd=project,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _kill_when(run, lambda: models.is_dir() and any(models.glob(".base.*.tmp/base/*")))
+    run = _start(ragtune_cmd("run"), project, env, tmp_path / "run.log")
+    _kill_when(run, lambda: models.is_dir() and any(models.glob(".base.*.tmp/base/*")), tmp_path / "run.log")
     assert not (models / "base").exists(), "a killed write must not leave a half-written output in place"
     assert _temps(project), "the kill left no temporary folder: it did not hit the write"
 
     # 2. killed while `index` writes the LanceDB tables
-    repro = subprocess.Popen(
-        [str(BIN / "dvc"), "repro", "index"],
-        cwd=project,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    repro = _start([str(BIN / "dvc"), "repro", "index"], project, env, tmp_path / "repro.log")
     index = project / "data" / "index"
-    _kill_when(repro, lambda: _stage_running(repro, "index") and index.is_dir() and any(index.glob("*.lance/*")))
+    _kill_when(
+        repro,
+        lambda: _stage_running(repro, "index") and index.is_dir() and any(index.glob("*.lance/*")),
+        tmp_path / "repro.log",
+    )
 
     # 3. the re-run succeeds and leaves whole outputs only
     done = subprocess.run(

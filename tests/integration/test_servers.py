@@ -12,6 +12,7 @@ import contextlib
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +41,22 @@ class Stack:
     serve_log: Path
 
 
-def api(base: str, path: str, body: dict | None = None) -> object:
-    """One JSON request to the Prefect REST API (POST when ``body`` is given)."""
+def api(base: str, path: str, body: dict | None = None, attempts: int = 5) -> object:
+    """One JSON request to the Prefect REST API (POST when ``body`` is given).
+
+    A 503 (the server's sqlite database busy on a loaded machine) is retried, at most ``attempts`` times.
+    """
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read() or "null")
+    for attempt in range(attempts):
+        request = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return json.loads(resp.read() or "null")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _deployments(stack: Stack) -> dict[str, str]:
