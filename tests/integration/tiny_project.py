@@ -67,6 +67,8 @@ def project_env(root: Path, **extra: str) -> dict[str, str]:
     env["PREFECT_HOME"] = str(root / ".prefect")
     env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(root)
+    # the ephemeral Prefect server needs more than its default 20 s to start on a loaded 2-core machine
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     env.update(extra)
     return env
 
