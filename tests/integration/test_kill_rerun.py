@@ -83,9 +83,9 @@ def test_killed_mid_stage_reruns_cleanly(tmp_path):
         tmp_path / "repro.log",
     )
 
-    # 3. the re-run succeeds and leaves whole outputs only
+    # 3. re-running both killed stages succeeds and leaves whole outputs only
     done = subprocess.run(
-        [str(BIN / "dvc"), "repro", "index"], cwd=project, env=env, capture_output=True, text=True, timeout=900
+        [str(BIN / "dvc"), "repro", "model", "index"], cwd=project, env=env, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not _temps(project), _temps(project)
