@@ -438,10 +438,10 @@ def run(
     force: bool = typer.Option(False, help="re-run every stage even if nothing changed"),
 ) -> None:
     """Run the whole pipeline as a Prefect flow; DVC skips the stages whose inputs did not change."""
+    preflight()  # before the heavy imports: an unreachable server is reported in seconds
     from flows.pipeline import pipeline
 
     params = _params()
-    preflight()
     summary = pipeline(root=str(_root()), force=force)
     board = _root() / params.data.paths.reports / "leaderboard.md"
     if board.is_file():

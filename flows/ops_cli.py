@@ -29,9 +29,9 @@ def schedule(
     retries: int = typer.Option(2, help="retries of a transiently failed stage"),
 ) -> None:
     """Serve the scheduled and on-new-data deployments from this machine (no work pool needed)."""
+    preflight()
     from flows.ops import serve_deployments
 
-    preflight()
     serve_deployments(Path.cwd(), cron=cron, timezone=timezone, check_every_s=check_every or None, retries=retries)
 
 
@@ -45,9 +45,9 @@ def trigger(
     With PREFECT_API_URL set it creates a run of the on-new-data deployment (served by `ragtune
     schedule` or a worker) and returns; otherwise it runs the flow here.
     """
+    preflight()  # before the heavy imports (prefect, dvc)
     from flows.ops import check_new_data, start_deployment_run
 
-    preflight()
     root = Path.cwd()
     try:
         check = check_new_data(root)
