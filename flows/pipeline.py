@@ -78,7 +78,7 @@ def flow_run_name() -> str:
     return f"ragtune-{version}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
 
-@task(name="seed-raw-data", cache_policy=NO_CACHE)
+@task(name="seed-raw-data", task_run_name="seed-raw-data", cache_policy=NO_CACHE)
 def seed_raw(root: str) -> bool:
     paths = load_params(Path(root) / "params").data.paths
     seeded = seed_from_demo(Path(root) / paths.demo, Path(root) / paths.raw)

@@ -70,3 +70,8 @@ def test_schedule_builds_a_cron_deployment_with_parameters_and_an_on_demand_one(
     assert not built[ops.ON_NEW_DATA].schedules
     assert built["watch-raw"].schedules[0].schedule.interval.total_seconds() == 60
     assert len(ops.build_deployments(tmp_path, check_every_s=None)) == 2
+
+
+def test_every_task_run_has_a_readable_name():
+    assert pipeline.seed_raw.task_run_name == "seed-raw-data"  # not Prefect's default "<name>-<random>"
+    assert pipeline.reproduce.task_run_name == "{stage}"
