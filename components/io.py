@@ -18,16 +18,54 @@ from typing import Any
 import pandas as pd
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path | str) -> list[Path]:
+    """Remove what a killed writer of ``path`` left beside it; return what was removed.
+
+    :func:`atomic_path` names its temporaries ``.<name>.<pid>.<random>.tmp`` and ``.<name>.old-<pid>``;
+    a process killed with SIGKILL cannot clean them up, so the next writer removes those whose
+    process is gone (a live writer's are kept).
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.glob(f".{path.name}.*"):
+        middle = entry.name[len(path.name) + 2 :]
+        pid_text = middle.removeprefix("old-") if middle.startswith("old-") else middle.split(".", 1)[0]
+        if not pid_text.isdigit() or (not middle.startswith("old-") and not entry.name.endswith(".tmp")):
+            continue
+        if _pid_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     Works for files and directories alike: whatever the block creates at the yielded path
-    replaces ``path``. On error the temporary is removed and ``path`` is untouched.
+    replaces ``path``. On error the temporary is removed and ``path`` is untouched. Temporaries
+    left by a killed earlier writer are removed first (:func:`remove_stale_temps`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:
         yield target

@@ -18,9 +18,11 @@ from typing import Annotated
 import typer
 
 from flows.data_cli import data_app
+from flows.ops_cli import ops_app, preflight
 
 app = typer.Typer(help="ragtune: RAG or fine-tuning, or both? Settle it with measurements.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(ops_app)  # schedule, trigger, gate
 logger = logging.getLogger("ragtune")
 
 OFFLINE_ENV = {
@@ -690,6 +692,7 @@ def run(
     force: bool = typer.Option(False, help="re-run every stage even if nothing changed"),
 ) -> None:
     """Run the whole pipeline as a Prefect flow; DVC skips the stages whose inputs did not change."""
+    preflight()  # before the heavy imports: an unreachable server is reported in seconds
     from flows.pipeline import pipeline
 
     params = _params()

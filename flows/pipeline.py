@@ -3,23 +3,82 @@
 The flow holds no stage logic: each task asks DVC to reproduce one stage of ``dvc.yaml``, and DVC
 skips it when its code, params and inputs are unchanged. ``PREFECT_API_URL`` points the flow at a
 Prefect server (each stage then shows as a task in its UI); the ephemeral API is used otherwise.
+
+Orchestration settings (see docs/operations.md):
+
+- Retries: only the stages that meet transient failures (a Ray worker lost, memory pressure, a
+  flaky object store) retry, with exponential backoff and jitter; a config error (exit code 2) or
+  a DVC error about the project itself never retries.
+- Caching: DVC is the cache. Its stage hashes cover code, params and inputs and it checks the
+  outputs exist, so the tasks use ``NO_CACHE``: a Prefect cache would also skip a stage whose
+  outputs someone deleted.
+- Concurrency: ``finetune`` carries the tag ``ragtune-training`` and ``index`` the tag
+  ``ragtune-indexing``. A tag limit on a server (``prefect concurrency-limit create
+  ragtune-training 1``) queues them across flow runs; without a limit (the ephemeral API) the
+  tags change nothing.
+- Flow-run names carry DVC's hash of ``data/raw``: ``ragtune-<hash8>-<time>``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from components.config import load_params
 from components.ingest import seed_from_demo
+from flows.datahash import raw_data_hash
 
 STAGES = ("ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select", "register")
+RETRYABLE = frozenset({"model", "index", "finetune", "evaluate"})  # stages that meet transient failures
+CONCURRENCY_TAGS = {"index": "ragtune-indexing", "finetune": "ragtune-training"}
+CONFIG_ERROR_EXIT = 2  # what every stage command exits with on a bad params file
 
 
-@task(name="seed-raw-data")
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether a failed ``reproduce`` is worth retrying.
+
+    A stage command that failed (or was killed) is; a config error (exit code 2) and DVC errors
+    about the project itself (missing dependency, bad dvc.yaml) are not: they fail the same way again.
+    """
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StageCmdFailedError):
+            return not str(exc).endswith(f"exited with {CONFIG_ERROR_EXIT}")
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except Exception as exc:  # the task's exception, re-raised by Prefect
+        return is_transient(exc)
+    return False
+
+
+def flow_run_name() -> str:
+    """``ragtune-<first 8 of DVC's hash of data/raw>-<UTC time>``; ``noraw`` before data/raw exists."""
+    from prefect.runtime import flow_run
+
+    root = Path(flow_run.parameters.get("root", ".")).resolve()
+    try:
+        version = raw_data_hash(root)[:8]
+    except Exception:  # a name must never fail the run; the stages report the real error
+        version = "noraw"
+    return f"ragtune-{version}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+@task(name="seed-raw-data", task_run_name="seed-raw-data", cache_policy=NO_CACHE)
 def seed_raw(root: str) -> bool:
     paths = load_params(Path(root) / "params").data.paths
     seeded = seed_from_demo(Path(root) / paths.demo, Path(root) / paths.raw)
@@ -28,7 +87,7 @@ def seed_raw(root: str) -> bool:
     return seeded
 
 
-@task(task_run_name="{stage}")
+@task(task_run_name="{stage}", cache_policy=NO_CACHE)
 def reproduce(root: str, stage: str, force: bool = False) -> bool:
     """``dvc repro --single-item <stage>``; True when the stage ran, False when DVC skipped it."""
     from dvc.repo import Repo
@@ -43,12 +102,32 @@ def reproduce(root: str, stage: str, force: bool = False) -> bool:
     return bool(ran)
 
 
-@flow(name="ragtune", log_prints=True)
-def pipeline(root: str = ".", force: bool = False) -> dict:
-    """ingest -> model -> index -> finetune -> evaluate -> select -> register."""
+def stage_task(stage: str, retries: int, retry_delay_s: float):
+    """``reproduce`` with the retries and concurrency tag of ``stage``."""
+    options: dict[str, Any] = {"tags": [CONCURRENCY_TAGS[stage]] if stage in CONCURRENCY_TAGS else []}
+    if stage in RETRYABLE and retries > 0:
+        options.update(
+            retries=retries,
+            retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_s),
+            retry_jitter_factor=0.5,
+            retry_condition_fn=_retry_condition,
+        )
+    return reproduce.with_options(**options)
+
+
+@flow(name="ragtune", log_prints=True, flow_run_name=flow_run_name)
+def pipeline(root: str = ".", force: bool = False, retries: int = 2, retry_delay_s: float = 10.0) -> dict:
+    """ingest -> model -> index -> retrieval_eval -> finetune -> evaluate -> select -> register.
+
+    Args:
+        root: the project (a DVC repo); deployments pass an absolute path.
+        force: re-run every stage even if DVC sees no change.
+        retries: retries of a transiently failed model/index/finetune/evaluate stage.
+        retry_delay_s: first retry delay; it doubles on each retry (with jitter).
+    """
     root = str(Path(root).resolve())
     seed_raw(root)
     ran, skipped = [], []
     for stage in STAGES:
-        (ran if reproduce(root, stage, force) else skipped).append(stage)
+        (ran if stage_task(stage, retries, retry_delay_s)(root, stage, force) else skipped).append(stage)
     return {"ran": ran, "skipped": skipped}

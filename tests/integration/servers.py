@@ -1,0 +1,194 @@
+"""Real servers for integration tests: each on 127.0.0.1 and a free port, stopped by its fixture.
+
+Every wait is bounded and every process is ended by its own id (Ray: only the processes of this
+cluster's temp dir, never ``ray stop``, which would end every Ray instance of the machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
+    """SIGTERM the process group started for ``proc``, then SIGKILL it after ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group, output to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+
+
+@contextlib.contextmanager
+def mlflow_server(tmp: Path, env: dict) -> Iterator[str]:
+    port = free_port()
+    cmd = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(tmp / "artifacts"),
+    ]
+    proc = spawn(cmd, tmp / "mlflow.log", env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", 120, proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def prefect_server(tmp: Path, env: dict) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **env,
+        "PREFECT_HOME": str(tmp / "prefect-server"),
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    proc = spawn(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp / "prefect.log", env
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api"
+        wait_http(f"{url}/health", 180, proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+def _cluster_pids(marker: str) -> list[int]:
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if any(marker in part for part in p.info["cmdline"] or []):
+                pids.append(p.info["pid"])
+    return pids
+
+
+def _ray_start(args: list[str], env: dict, log: Path) -> None:
+    with log.open("ab") as out:
+        subprocess.run(
+            [str(BIN / "ray"), "start", *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=180
+        )
+
+
+@contextlib.contextmanager
+def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterator[tuple[dict, list[Path]]]:
+    """A head and one worker node on 127.0.0.1, each with its own short temp dir.
+
+    Yields the environment a driver needs (``RAY_ADDRESS`` and this cluster's own auth token, so
+    the test never reads or writes ``~/.ray/auth_token``) and the two temp dirs.
+    """
+    import secrets
+    import tempfile
+
+    import psutil
+
+    port = free_port()
+    dirs = [Path(tempfile.mkdtemp(prefix="rt", dir="/tmp")) for _ in range(2)]  # short: unix socket paths
+    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    driver_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = {**env, **driver_env, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        _ray_start(
+            [
+                "--head",
+                f"--port={port}",
+                f"--num-cpus={cpus[0]}",
+                f"--temp-dir={dirs[0]}",
+                f"--ray-client-server-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--metrics-export-port={free_port()}",
+                "--include-dashboard=false",
+                *common,
+            ],
+            env,
+            tmp / "ray-head.log",
+        )
+        _ray_start(
+            [
+                f"--address=127.0.0.1:{port}",
+                f"--num-cpus={cpus[1]}",
+                f"--temp-dir={dirs[1]}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                f"--metrics-export-port={free_port()}",
+                *common,
+            ],
+            env,
+            tmp / "ray-worker.log",
+        )
+        yield {**driver_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, dirs
+    finally:
+        procs = []
+        for marker in (str(d) for d in dirs):
+            for pid in _cluster_pids(marker):
+                with contextlib.suppress(psutil.Error):
+                    procs.append(psutil.Process(pid))
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(procs, timeout=15)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
