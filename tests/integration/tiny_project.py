@@ -39,11 +39,13 @@ def build_tiny_project(root: Path) -> Path:
     demo_slice(root / "data" / "raw", n_docs=12, n_questions=40)
 
     def tiny_training(data):
-        data["adapters"][0].update(max_steps=2, batch_size=2, max_length=64)
+        for adapter in data["adapters"]:  # closed-book and RAFT: 2 steps each
+            raft = any(source["source"] == "raft" for source in adapter["data"])
+            adapter.update(max_steps=2, grad_accum=1, batch_size=1 if raft else 2, max_length=384 if raft else 64)
 
     def tiny_eval(data):
         data["max_questions"] = 4
-        data["grid_retrievers"] = ["vector-minilm-k3", "hybrid-rrf-k3"]
+        data["grid_retrievers"] = ["vector-minilm-k3"]  # 3 models x (none, vector): 6 cells
         data["generation"]["max_new_tokens"] = 8
 
     edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
