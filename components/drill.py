@@ -33,7 +33,7 @@ from components.config import (
     RetrieverConfig,
 )
 from components.evaluation import answer_cell
-from components.finetune import build_examples, train_adapter
+from components.finetune import TrainingInputs, build_examples, train_adapter
 from components.index import sync_table, table_name
 from components.models import load_model, load_tokenizer
 from components.retrieval import NEEDS_FULLTEXT, Retriever
@@ -106,7 +106,13 @@ def hold_back(documents: pd.DataFrame, qa: pd.DataFrame, cfg: DrillConfig) -> Dr
 
 def _train(documents, qa_train, tokenizer, setup: DrillSetup, base_dir: Path, out_dir: Path) -> float:
     """Train the drill adapter into ``out_dir``; its wall time in seconds."""
-    examples = build_examples(documents, qa_train, tokenizer, setup.adapter, setup.evaluation.prompts)
+    inputs = TrainingInputs(
+        documents=documents,
+        qa=qa_train.assign(split="train"),
+        chunks={setup.retriever.name: chunk_documents(documents, setup.chunker)},
+        top_k={setup.retriever.name: setup.retriever.top_k},
+    )
+    examples = build_examples(inputs, tokenizer, setup.adapter, setup.evaluation.prompts)
     start = time.perf_counter()
     train_adapter(examples, base_dir, setup.adapter, setup.ray, out_dir, out_dir.parent / "ray")
     tokenizer.save_pretrained(out_dir)
@@ -146,7 +152,7 @@ def run_drill(
         return Retriever(r, db.open_table(table_name(r.chunker, r.embedder)), embedder).search(questions)[0]
 
     def score(model, hits) -> tuple[float, float]:
-        rows = answer_cell(model, tokenizer, split.probes, hits, setup.evaluation, metric, top_k=r.top_k)
+        rows = answer_cell(model, tokenizer, split.probes, hits, setup.evaluation, {"qa_match": metric}, top_k=r.top_k)
         return float(rows["exact_match"].mean()), float(rows["f1"].mean())
 
     _index(db, split.old_documents, embedder, setup)
