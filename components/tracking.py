@@ -43,13 +43,14 @@ def setup(root: Path, experiment: str) -> str:
     Returns:
         The experiment id (created, with its artifact folder, if new).
     """
+    local = not MLFLOW_TRACKING_URI.is_set()  # read first: set_tracking_uri also sets the variable
     connect(root)
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         experiment_id = found.experiment_id
     else:
-        location = (root / DEFAULT_ARTIFACTS).resolve().as_uri() if not MLFLOW_TRACKING_URI.is_set() else None
+        location = (root / DEFAULT_ARTIFACTS).resolve().as_uri() if local else None
         experiment_id = client.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id

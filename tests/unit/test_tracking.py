@@ -25,6 +25,7 @@ def test_parent_and_cells_with_params_metrics_tags_and_table(store):
     assert row["tags.ragtune.data_version"] == "abc123.dir"
     assert row["tags.ragtune.version.mlflow"] == mlflow.__version__
     assert (store / "mlruns.db").is_file()
+    assert mlflow.get_experiment_by_name("unit").artifact_location == (store / "mlartifacts").resolve().as_uri()
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(child)]
     assert "predictions.json" in artifacts
     tracking.log_to_run(parent, metrics={"best_f1": 1.0}, tags={"ragtune.best_cell": "base+none"})
