@@ -142,7 +142,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     try:
         client = mlflow.MlflowClient()
         champion = client.get_model_version_by_alias("ragtune-qa", "champion")
-        assert champion.version == "1"
+        assert str(champion.version) == "1"
         for adapter in ("lora-r8-qv", "raft-r8-qv"):
             assert client.search_model_versions(f"name = 'ragtune-adapter-{adapter}'")
     finally:
