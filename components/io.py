@@ -7,6 +7,7 @@ sibling first and is renamed into place only once it is complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -110,3 +111,17 @@ def read_json(path: Path | str) -> Any:
 def write_text(text: str, path: Path | str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def dir_hash(path: Path) -> str:
+    """SHA-256 over the relative names and bytes of every file under ``path``, in sorted order.
+
+    The content identity of a model or adapter folder (prediction cache keys, registry bundles).
+    """
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode())
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

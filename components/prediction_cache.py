@@ -23,17 +23,6 @@ from components.io import write_json
 logger = logging.getLogger(__name__)
 
 
-def content_hash(folder: Path) -> str:
-    """SHA-256 over the names and bytes of every file in ``folder`` (sorted), e.g. an adapter."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 class PredictionCache:
     """Generations on disk under ``folder``, keyed by ``scope`` and the rendered prompt."""
 

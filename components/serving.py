@@ -25,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from components.config import EmbedderConfig, EvaluationConfig, GenerationConfig, PromptConfig, RetrieverConfig
+from components.io import dir_hash
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ class Bundle(BaseModel):
     @property
     def cell(self) -> str:
         return f"{self.model}+{self.retrieval}"
-
-
-def dir_hash(path: Path) -> str:
-    """SHA-256 over the relative names and bytes of every file under ``path``, in sorted order."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode())
-        with file.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def bundle_hash(bundle: Bundle, adapter_dir: Path | None) -> str:

@@ -384,7 +384,8 @@ def evaluate() -> None:
     from components.io import atomic_path, read_json, read_parquet, write_json
     from components.metrics import load_metric
     from components.models import load_model, load_tokenizer
-    from components.prediction_cache import PredictionCache, content_hash
+    from components.io import dir_hash
+    from components.prediction_cache import PredictionCache
 
     params = _params()
     paths, cfg = params.data.paths, params.evaluation
@@ -418,7 +419,7 @@ def evaluate() -> None:
         if not cells or cells[-1]["model"] != cell.model:
             adapter_dir = None if cell.model == "base" else root / paths.models / "adapters" / cell.model
             model = load_model(base_dir, adapter_dir)
-            adapter_hash = "none" if adapter_dir is None else content_hash(adapter_dir)
+            adapter_hash = "none" if adapter_dir is None else dir_hash(adapter_dir)
         top_k = retrievers[cell.retriever].top_k if cell.retriever in retrievers else None
         cache = PredictionCache(
             root / paths.cache / "predictions",

@@ -2,9 +2,10 @@ import pandas as pd
 
 from components.evaluation import answer_cell
 from components.generation import Generation
+from components.io import dir_hash
 from components.metrics import load_metric
 from components.models import load_model, load_tokenizer
-from components.prediction_cache import PredictionCache, content_hash
+from components.prediction_cache import PredictionCache
 
 
 def _fake_answers(calls: list[list[str]]):
@@ -29,9 +30,9 @@ def test_only_misses_are_generated_and_scope_changes_miss(tmp_path):
 
 def test_content_hash_follows_the_bytes(tmp_path):
     (tmp_path / "adapter_model.safetensors").write_bytes(b"weights")
-    before = content_hash(tmp_path)
+    before = dir_hash(tmp_path)
     (tmp_path / "adapter_model.safetensors").write_bytes(b"weights2")
-    assert content_hash(tmp_path) != before
+    assert dir_hash(tmp_path) != before
 
 
 def test_second_evaluation_of_an_unchanged_cell_generates_nothing(tmp_path, params, base_model_dir):
