@@ -6,72 +6,28 @@ packaged SmolLM2 and MiniLM; the test reads the results back through MLflow's AP
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
-from tests.conftest import REPO, demo_slice
+from tests.integration.tiny_project import build_tiny_project, edit_yaml, project_env, ragtune_cmd, sh
 
 pytestmark = pytest.mark.integration
 
-
-def _edit_yaml(path: Path, edit) -> None:
-    data = yaml.safe_load(path.read_text())
-    edit(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def _sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True)
+IN_GRID = ("vector-minilm-k3", "hybrid-rrf-k3")  # the tiny project's evaluation.grid_retrievers
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A throw-away ragtune project: the repo's code and params, a tiny raw folder, git and DVC."""
-    root = tmp_path_factory.mktemp("project")
-    ignore = shutil.ignore_patterns("__pycache__")
-    for folder in ("components", "flows", "params"):
-        shutil.copytree(REPO / folder, root / folder, ignore=ignore)
-    shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
-    demo_slice(root / "data" / "raw", n_docs=12, n_questions=40)
-
-    def tiny_training(data):
-        for adapter in data["adapters"]:  # closed-book and RAFT: 2 steps each
-            raft = any(source["source"] == "raft" for source in adapter["data"])
-            adapter.update(max_steps=2, grad_accum=1, batch_size=1 if raft else 2, max_length=384 if raft else 64)
-
-    def tiny_eval(data):
-        data["max_questions"] = 4
-        data["grid_retrievers"] = ["vector-minilm-k3", "hybrid-rrf-k3"]
-        data["generation"]["max_new_tokens"] = 8
-
-    _edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
-    _edit_yaml(root / "params" / "finetune.yaml", tiny_training)
-    _edit_yaml(root / "params" / "evaluation.yaml", tiny_eval)
-    bin_dir = str(Path(sys.executable).parent)
-    _sh("git", "init", "-q", "-b", "main", cwd=root)
-    _sh(f"{bin_dir}/dvc", "init", "-q", cwd=root)
-    _sh(f"{bin_dir}/dvc", "config", "core.analytics", "false", cwd=root)
-    (root / ".gitignore").write_text("/data/processed/\n/data/index/\n/data/models/\n/data/eval/\n/data/metrics/\n"
-                                     "/reports/\n/mlruns.db\n/mlartifacts/\n")
-    _sh("git", "add", "-A", cwd=root)
-    _sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tiny project", cwd=root)
-    return root
+    return build_tiny_project(tmp_path_factory.mktemp("project"), grid_retrievers=IN_GRID)
 
 
 def _ragtune(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API", "RAY_ADDRESS"))}
-    env["PREFECT_HOME"] = str(project / ".prefect")  # its own ephemeral Prefect database
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ragtune"), *args], cwd=project, env=env, capture_output=True, text=True
-    )
+    proc = subprocess.run(ragtune_cmd(*args), cwd=project, env=project_env(project), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
     return proc
 
@@ -95,9 +51,8 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     parent_id = parents.iloc[0]["run_id"]
     assert set(cells["tags.mlflow.parentRunId"]) == {parent_id}
     retrievers = ["vector-minilm-k3", "fulltext-k3", "hybrid-rrf-k3"]
-    in_grid = ["vector-minilm-k3", "hybrid-rrf-k3"]  # the tiny project's evaluation.grid_retrievers
     assert sorted(cells["tags.ragtune.cell"]) == sorted(
-        f"{model}+{retriever}" for model in ("base", "lora-r8-qv", "raft-r8-qv") for retriever in ["none", *in_grid]
+        f"{model}+{retriever}" for model in ("base", "lora-r8-qv", "raft-r8-qv") for retriever in ["none", *IN_GRID]
     )
     for _, cell in cells.iterrows():
         assert cell["params.base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -127,7 +82,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     raw_md5 = next(d["md5"] for d in lock["stages"]["ingest"]["deps"] if d["path"] == "data/raw")
     assert set(runs["tags.ragtune.data_version"].dropna()) == {raw_md5}
-    commit = _sh("git", "rev-parse", "HEAD", cwd=project).stdout.strip()
+    commit = sh("git", "rev-parse", "HEAD", cwd=project).stdout.strip()
     assert set(runs["tags.ragtune.git_commit"].dropna()) <= {commit, f"{commit}-dirty"}
 
     board = (project / "reports" / "leaderboard.md").read_text()
@@ -153,10 +108,11 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     assert len(_runs(project)) == len(runs)
 
     # changing only an evaluation param re-runs evaluation and selection, not training
-    _edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
+    edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
     third = _ragtune(project, "run")
     # the new best.json names a new run, so the champion is re-registered (the same bundle reuses its version)
-    assert "stages run: evaluate, select, register; skipped: ingest, model, index, retrieval_eval, finetune" in third.stdout
+    rerun = "stages run: evaluate, select, register; skipped: ingest, model, index, retrieval_eval, finetune"
+    assert rerun in third.stdout
     assert (_runs(project)["tags.ragtune.kind"] == "pipeline").sum() == 2
 
 

@@ -1,8 +1,8 @@
 """A throw-away ragtune project on a 12-document slice of the demo: the repo's code, tiny params, git and DVC.
 
-The same builder as tests/integration/test_pipeline.py's ``project`` fixture, shared by the
-operations tests. Commands run with ``PYTHONPATH=<project>`` so the stages execute this checkout's
-code even when the ``ragtune`` console script was installed from another one.
+Shared by the pipeline, drill and operations tests. Commands run with ``PYTHONPATH=<project>``
+so the stages execute this checkout's code even when the ``ragtune`` console script was
+installed from another one.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ def sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedPro
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True)
 
 
-def build_tiny_project(root: Path) -> Path:
-    """Copy code and params into ``root``, shrink the params, ``git init`` + ``dvc init``; return ``root``."""
+def build_tiny_project(root: Path, grid_retrievers: tuple[str, ...] = ("vector-minilm-k3",)) -> Path:
+    """Copy code and params into ``root``, shrink the params, ``git init`` + ``dvc init``; return ``root``.
+
+    The evaluation grid is 3 models x (no retrieval + ``grid_retrievers``), on 4 test questions.
+    """
     ignore = shutil.ignore_patterns("__pycache__")
     for folder in ("components", "flows", "params"):
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
@@ -45,7 +48,7 @@ def build_tiny_project(root: Path) -> Path:
 
     def tiny_eval(data):
         data["max_questions"] = 4
-        data["grid_retrievers"] = ["vector-minilm-k3"]  # 3 models x (none, vector): 6 cells
+        data["grid_retrievers"] = list(grid_retrievers)
         data["generation"]["max_new_tokens"] = 8
 
     edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
