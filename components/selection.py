@@ -25,6 +25,7 @@ def leaderboard(cells: list[dict], main_metric: str) -> pd.DataFrame:
 
 def to_markdown(table: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
     """A GitHub-flavoured markdown table (numbers to 3 decimals, missing values as '-')."""
+
     def fmt(value) -> str:
         if isinstance(value, float):
             return "-" if pd.isna(value) else f"{value:.3f}"
