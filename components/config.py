@@ -282,10 +282,69 @@ class AdapterConfig(_Strict):
         return data
 
 
+class SearchDim(_Strict):
+    """One hyperparameter's search range: exactly one of ``choice``, ``grid``, ``loguniform``, ``uniform``.
+
+    ``choice`` samples one of the values per trial; ``grid`` tries every value, in order, ``num_samples``
+    times over (with other grids: every combination).
+    """
+
+    choice: list[float] | None = Field(None, min_length=1)
+    grid: list[float] | None = Field(None, min_length=1)
+    loguniform: tuple[float, float] | None = None
+    uniform: tuple[float, float] | None = None
+
+    @property
+    def values(self) -> list[float] | None:
+        """The listed values of a ``choice`` or ``grid``; None for a range."""
+        return self.choice if self.choice is not None else self.grid
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchDim:
+        given = [k for k in ("choice", "grid", "loguniform", "uniform") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of choice, grid, loguniform, uniform; got {given or 'none'}")
+        for kind in ("loguniform", "uniform"):
+            bounds = getattr(self, kind)
+            if bounds is not None and not (bounds[0] < bounds[1] and (kind == "uniform" or bounds[0] > 0)):
+                raise ValueError(f"{kind} needs 0 < low < high (uniform: low < high), got {list(bounds)}")
+        return self
+
+
+SWEEPABLE = ("r", "alpha", "dropout", "learning_rate")  # the LoRA hyperparameters a sweep may vary
+INTEGER_HYPERPARAMETERS = ("r", "alpha")
+
+
+class SweepConfig(_Strict):
+    """`ragtune sweep`: Ray Tune trials of one adapter's config, stopped early by ASHA on dev loss."""
+
+    adapter: str  # the adapter config every trial starts from (its data, batch size, length)
+    num_samples: int = Field(4, gt=0)  # trials sampled from ``space``
+    max_steps: int = Field(20, gt=0)  # optimiser steps of a trial that is never stopped (ASHA's max_t)
+    grace_period: int = Field(5, gt=0)  # steps every trial runs before ASHA may stop it
+    reduction_factor: int = Field(2, ge=2)  # ASHA keeps the best 1/reduction_factor at each rung
+    eval_every: int = Field(5, gt=0)  # held-out loss every this many steps: what ASHA compares
+    dev_questions: int = Field(32, gt=0)  # dev-split questions in the held-out loss
+    max_concurrent: int = Field(1, gt=0)  # trials at once; each takes ray.num_workers workers
+    seed: int = 0  # seeds the sampling of the search space
+    space: dict[Literal["r", "alpha", "dropout", "learning_rate"], SearchDim] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _steps(self) -> SweepConfig:
+        if self.grace_period > self.max_steps:
+            raise ValueError(f"grace_period {self.grace_period} exceeds max_steps {self.max_steps}")
+        for name in INTEGER_HYPERPARAMETERS:
+            dim = self.space.get(name)
+            if dim is not None and (dim.values is None or any(v != int(v) or v <= 0 for v in dim.values)):
+                raise ValueError(f"space.{name} must be a choice or grid of positive integers")
+        return self
+
+
 class FinetuneConfig(_Strict):
     base_model: BaseModelConfig
     ray: RayConfig = RayConfig()
     adapters: list[AdapterConfig]
+    sweep: SweepConfig | None = None  # only `ragtune sweep` reads it; the pipeline stages do not
 
     @field_validator("adapters")
     @classmethod
@@ -294,6 +353,13 @@ class FinetuneConfig(_Strict):
         if len(set(names)) != len(names) or "base" in names:
             raise ValueError(f"adapter names must be unique and not 'base', got {names}")
         return adapters
+
+    @model_validator(mode="after")
+    def _sweep_adapter_exists(self) -> FinetuneConfig:
+        names = [a.name for a in self.adapters]
+        if self.sweep is not None and self.sweep.adapter not in names:
+            raise ValueError(f"sweep.adapter {self.sweep.adapter!r} is not one of the adapters {names}")
+        return self
 
 
 # --- evaluation ---------------------------------------------------------------------------------

@@ -235,6 +235,23 @@ def build_examples(inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompt
     return examples
 
 
+def held_out_examples(
+    inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompts: PromptConfig, n_questions: int, split: str = "dev"
+) -> list[dict]:
+    """Answer-only examples of the first ``n_questions`` of ``split``, in the adapter's own format.
+
+    The adapter's ``qa`` and ``raft`` sources are built over those questions (a corpus source has
+    no held-out text: every document is trained on); an adapter with neither gets closed-book QA.
+    The loss on them is what a sweep compares: how well the adapter answers unseen questions.
+    """
+    questions = inputs.qa[inputs.qa["split"] == split].head(n_questions)
+    if questions.empty:
+        raise ValueError(f"no {split!r} questions to measure a held-out loss on")
+    view = TrainingInputs(inputs.documents, questions.assign(split="train"), inputs.chunks, inputs.top_k)
+    sources = [s for s in cfg.data if s.source in ("qa", "raft")] or [QASource(source="qa")]
+    return [e for source in sources for e in SOURCES[source.source](view, source, tokenizer, cfg, prompts)]
+
+
 def plan_steps(n_examples: int, cfg: AdapterConfig, world_size: int) -> int:
     """Optimiser steps: full epochs over the data, capped by ``max_steps``.
 
@@ -267,7 +284,7 @@ def train_loop_per_worker(config: dict) -> None:
     from transformers import AutoModelForCausalLM
 
     import components
-    from components.train_step import add_lora, make_optimizer, peak_memory_mb, train_step
+    from components.train_step import add_lora, held_out_loss, make_optimizer, peak_memory_mb, train_step
 
     cfg = AdapterConfig(**config["adapter"])
     torch.set_num_threads(config["threads"])
@@ -300,7 +317,19 @@ def train_loop_per_worker(config: dict) -> None:
 
     order = plan_order(config["examples"], cfg.batching, rank, world, cfg.batch_size * cfg.grad_accum, steps, cfg.seed)
     report_every = max(1, config["report_every"])
+    eval_examples, eval_every = config.get("eval_examples") or [], config.get("eval_every")
     ddp_model.train()
+
+    def evaluate() -> float:
+        """Held-out loss per supervised token: each rank scores its share, the sums are all-reduced."""
+        total, count = held_out_loss(model, eval_examples[rank::world], device, cfg.batch_size, bf16=bf16)
+        if world > 1:
+            import torch.distributed as dist
+
+            sums = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+            dist.all_reduce(sums)
+            total, count = float(sums[0]), int(sums[1])
+        return total / max(count, 1)
 
     def report(final: bool) -> None:
         metrics = {
@@ -312,6 +341,8 @@ def train_loop_per_worker(config: dict) -> None:
             "peak_memory_mb": peak_memory_mb(device),
             "restarts": len(state["resumed_at"]),
         }
+        if "dev_loss" in state:
+            metrics["dev_loss"] = state["dev_loss"]
         due = final or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0)
         if final:
             metrics.update(
@@ -338,8 +369,12 @@ def train_loop_per_worker(config: dict) -> None:
         state["history"].append(
             {"step": step, "loss": loss, "tokens_per_s": state["tokens"] / max(state["train_time_s"], 1e-9)}
         )
+        eval_due = bool(eval_examples and eval_every) and (step % eval_every == 0 or step == steps)
+        if eval_due:
+            state["dev_loss"] = evaluate()
+            state["history"][-1]["dev_loss"] = state["dev_loss"]
         checkpoint_due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
-        if step == steps or step % report_every == 0 or checkpoint_due or step == config["stop_after"]:
+        if step == steps or step % report_every == 0 or checkpoint_due or eval_due or step == config["stop_after"]:
             report(final=step == steps or step == config["stop_after"])
         if step == config["stop_after"]:
             return  # a time slice: the run resumes from this checkpoint when started again
@@ -358,8 +393,16 @@ def _record_pid(folder: Path, rank: int) -> None:
 # --- the driver ------------------------------------------------------------------------------
 
 
-def _ensure_ray(ray_cfg: RayConfig, cluster_address: str | None) -> None:
-    """Join ``cluster_address`` (RAY_ADDRESS) or start a local Ray whose workers import this checkout."""
+def _ensure_ray(
+    ray_cfg: RayConfig, cluster_address: str | None, concurrent_runs: int = 1, state_api: bool = False
+) -> None:
+    """Join ``cluster_address`` (RAY_ADDRESS) or start a local Ray whose workers import this checkout.
+
+    A local Ray gets at least enough logical CPUs for ``concurrent_runs`` training runs at once,
+    each its workers plus one spare. ``state_api`` starts its dashboard process, which serves Ray's
+    state API: Ray Train's placement-group cleaner needs it to free the CPUs of a run whose driver
+    was killed (a sweep trial stopped early); a plain ``fit`` frees them itself.
+    """
     import ray
 
     if ray.is_initialized():
@@ -367,14 +410,66 @@ def _ensure_ray(ray_cfg: RayConfig, cluster_address: str | None) -> None:
     if cluster_address:
         ray.init()  # Ray reads RAY_ADDRESS itself
     else:
-        needed = ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1  # + the train controller
+        needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
         # Workers get this repository on PYTHONPATH, so they import the same `components` as the
         # driver (a git worktree would otherwise load whichever copy is installed).
         ray.init(
             num_cpus=max(needed, os.cpu_count() or 1),
-            include_dashboard=False,
+            include_dashboard=state_api,
+            dashboard_host="127.0.0.1",
             runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
         )
+
+
+def make_trainer(
+    examples: list[dict],
+    base_dir: Path,
+    cfg: AdapterConfig,
+    ray_cfg: RayConfig,
+    storage_dir: Path,
+    run_name: str,
+    steps: int,
+    stop_after: int | None = None,
+    eval_examples: list[dict] | None = None,
+    eval_every: int | None = None,
+    callbacks: list | None = None,
+    report_every: int | None = None,
+):
+    """The Ray Train ``TorchTrainer`` for one adapter run of ``steps`` steps, stored under ``run_name``.
+
+    Workers report metrics every ``report_every`` steps (default: about 20 reports per run), at
+    checkpoints, at held-out evaluations and at the end.
+    """
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "adapter": cfg.model_dump(mode="json"),
+            "base_dir": str(base_dir.resolve()),
+            "examples": examples,
+            "steps": steps,
+            "threads": ray_cfg.cpus_per_worker,
+            "report_every": report_every or max(1, steps // 20),
+            "stop_after": stop_after,
+            "run_dir": str(storage_dir.resolve() / run_name),
+            "eval_examples": eval_examples or [],
+            "eval_every": eval_every,
+        },
+        torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=ray_cfg.num_workers,
+            use_gpu=ray_cfg.use_gpu,
+            resources_per_worker={"CPU": ray_cfg.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            storage_path=str(storage_dir.resolve()),
+            name=run_name,
+            failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
+            callbacks=callbacks,
+        ),
+    )
 
 
 def train_adapter(
@@ -386,6 +481,8 @@ def train_adapter(
     storage_dir: Path,
     cluster_address: str | None = None,
     stop_after: int | None = None,
+    eval_examples: list[dict] | None = None,
+    eval_every: int | None = None,
 ) -> dict:
     """Train one LoRA adapter with Ray Train and copy it to ``out_dir``.
 
@@ -393,14 +490,12 @@ def train_adapter(
     data again resumes from its latest checkpoint (or returns at once if it had finished).
     ``stop_after`` ends this call after that many steps (counted from the start of the run) with a
     checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
-    the planned total.
+    the planned total. With ``eval_examples`` the loss on them is measured every ``eval_every``
+    steps and at the end (``dev_loss``).
 
     Returns:
         Training metrics: step, final loss, tokens/s, wall time, peak memory, per-step history.
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
     if not examples:
         raise ValueError(f"adapter {cfg.name!r}: no training examples")
     _ensure_ray(ray_cfg, cluster_address)
@@ -414,29 +509,8 @@ def train_adapter(
         ray_cfg.num_workers,
         run_name,
     )
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "adapter": cfg.model_dump(mode="json"),
-            "base_dir": str(base_dir.resolve()),
-            "examples": examples,
-            "steps": steps,
-            "threads": ray_cfg.cpus_per_worker,
-            "report_every": max(1, steps // 20),
-            "stop_after": stop_after,
-            "run_dir": str(storage_dir.resolve() / run_name),
-        },
-        torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
-        scaling_config=ScalingConfig(
-            num_workers=ray_cfg.num_workers,
-            use_gpu=ray_cfg.use_gpu,
-            resources_per_worker={"CPU": ray_cfg.cpus_per_worker},
-        ),
-        run_config=RunConfig(
-            storage_path=str(storage_dir.resolve()),
-            name=run_name,
-            failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
-        ),
+    trainer = make_trainer(
+        examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples, eval_every
     )
     start = time.perf_counter()
     result = trainer.fit()

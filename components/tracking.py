@@ -58,6 +58,7 @@ def setup(root: Path, experiment: str) -> str:
 
 def git_commit(root: Path) -> str:
     """The checked-out commit, with ``-dirty`` when tracked files have changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -111,9 +112,10 @@ def log_cell(
     kind: str = "cell",
 ) -> str:
     """Log one child of the parent run (a grid cell, or a retriever): params, metrics, per-question table."""
-    with mlflow.start_run(run_id=parent_id), mlflow.start_run(
-        run_name=cell, nested=True, tags={**tags, "ragtune.kind": kind, "ragtune.cell": cell}
-    ) as run:
+    with (
+        mlflow.start_run(run_id=parent_id),
+        mlflow.start_run(run_name=cell, nested=True, tags={**tags, "ragtune.kind": kind, "ragtune.cell": cell}) as run,
+    ):
         mlflow.log_params(_flat(params))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         table = predictions.copy()
@@ -250,13 +252,22 @@ def register_bundle(
     created = version is None
     if version is None:
         bundle = bundle.model_copy(update={"base_model_uri": ensure_base_model(base_dir, bundle.base_model_hash, tags)})
-        version_tags = {"ragtune.bundle_hash": digest, "ragtune.cell": bundle.cell, "ragtune.model": bundle.model,
-                        "ragtune.retriever": bundle.retrieval, "ragtune.base_model_uri": bundle.base_model_uri}
+        version_tags = {
+            "ragtune.bundle_hash": digest,
+            "ragtune.cell": bundle.cell,
+            "ragtune.model": bundle.model,
+            "ragtune.retriever": bundle.retrieval,
+            "ragtune.base_model_uri": bundle.base_model_uri,
+        }
         if bundle.index_table is not None:
-            version_tags.update({"ragtune.index_table": bundle.index_table,
-                                 "ragtune.index_version": str(bundle.index_version)})
-        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
-            run_name=f"register-{name}", tags={**(tags or {}), "ragtune.kind": "register", **version_tags}
+            version_tags.update(
+                {"ragtune.index_table": bundle.index_table, "ragtune.index_version": str(bundle.index_version)}
+            )
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            mlflow.start_run(
+                run_name=f"register-{name}", tags={**(tags or {}), "ragtune.kind": "register", **version_tags}
+            ),
         ):
             mlflow.log_params(_flat(bundle.model_dump(mode="json")))
             info = mlflow.pyfunc.log_model(
@@ -269,10 +280,21 @@ def register_bundle(
         version = mlflow.register_model(info.model_uri, name, tags=version_tags)
     if alias is not None:
         client.set_registered_model_alias(name, alias, version.version)
-    logger.info("%s version %s (%s)%s", name, version.version, "new" if created else "unchanged, reused",
-                f" is now @{alias}" if alias else "")
-    return {"name": name, "version": str(version.version), "run_id": version.run_id, "bundle_hash": digest,
-            "created": created, "model_uri": f"models:/{name}/{version.version}"}
+    logger.info(
+        "%s version %s (%s)%s",
+        name,
+        version.version,
+        "new" if created else "unchanged, reused",
+        f" is now @{alias}" if alias else "",
+    )
+    return {
+        "name": name,
+        "version": str(version.version),
+        "run_id": version.run_id,
+        "bundle_hash": digest,
+        "created": created,
+        "model_uri": f"models:/{name}/{version.version}",
+    }
 
 
 def run_params(run_id: str) -> dict[str, str]:
@@ -280,9 +302,7 @@ def run_params(run_id: str) -> dict[str, str]:
     return dict(MlflowClient().get_run(run_id).data.params)
 
 
-def register_adapter(
-    name: str, bundle, base_dir: Path, adapter_dir: Path, tags: dict[str, str] | None = None
-) -> dict:
+def register_adapter(name: str, bundle, base_dir: Path, adapter_dir: Path, tags: dict[str, str] | None = None) -> dict:
     """Register a trained adapter, closed-book, as a new version of ``name`` (see :func:`register_bundle`)."""
     if bundle.retriever is not None:
         raise ValueError("an adapter is registered closed-book: its bundle must have no retriever")
@@ -304,10 +324,33 @@ def log_training(run_name: str, params: dict, history: list[dict], summary: dict
     with mlflow.start_run(run_name=run_name, tags=run_tags) as run:
         mlflow.log_params(_flat(params))
         for row in history:
-            step_metrics = {"loss": float(row["loss"]), "tokens_per_s": float(row["tokens_per_s"])}
+            step_metrics = {k: float(row[k]) for k in ("loss", "tokens_per_s", "dev_loss") if k in row}
             mlflow.log_metrics(step_metrics, step=int(row["step"]))
         numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         mlflow.log_metrics({f"final_{k}" if k in ("loss", "tokens_per_s") else k: v for k, v in numeric.items()})
+        return run.info.run_id
+
+
+def log_sweep_trial(parent_id: str, name: str, params: dict, curve: list[dict], summary: dict, tags: dict) -> str:
+    """One sweep trial as a child of the sweep's parent run: its hyperparameters and loss curves.
+
+    Args:
+        curve: per-step rows with ``step`` and any of ``loss``, ``dev_loss`` (metric histories).
+        summary: final numbers; non-numeric values are skipped.
+    """
+    with (
+        mlflow.start_run(run_id=parent_id),
+        mlflow.start_run(
+            run_name=name, nested=True, tags={**tags, "ragtune.kind": "sweep-trial", "ragtune.trial": name}
+        ) as run,
+    ):
+        mlflow.log_params(_flat(params))
+        for row in curve:
+            values = {k: float(row[k]) for k in ("loss", "dev_loss") if k in row and row[k] == row[k]}
+            if values:
+                mlflow.log_metrics(values, step=int(row["step"]))
+        numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        mlflow.log_metrics({f"final_{k}" if k in ("loss", "dev_loss") else k: v for k, v in numeric.items()})
         return run.info.run_id
 
 

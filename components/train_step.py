@@ -145,6 +145,43 @@ def train_step(model, optimizer, scheduler, micro: list[tuple], device, bf16: bo
     return step_loss, tokens
 
 
+def held_out_loss(model, examples: list[dict], device, batch_size: int = 8, bf16: bool = False) -> tuple[float, int]:
+    """Summed next-token loss over the supervised tokens of ``examples``, and their count.
+
+    Forward passes only (no gradients, dropout off; the model's training mode is restored).
+    Sums, not a mean, so data-parallel workers can add theirs before dividing.
+    """
+    import contextlib
+
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    autocast = (
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        if bf16
+        else contextlib.nullcontext()
+    )
+    try:
+        with torch.no_grad(), autocast:
+            for k in range(0, len(examples), batch_size):
+                ids, labels, mask = collate(examples[k : k + batch_size])
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+                targets = labels[:, 1:].to(device)
+                nll = torch.nn.functional.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.size(-1)),
+                    targets.reshape(-1),
+                    ignore_index=IGNORE_INDEX,
+                    reduction="sum",
+                )
+                total += float(nll)
+                count += int((targets != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    return total, count
+
+
 def peak_memory_mb(device) -> float:
     """Peak memory of this process: CUDA allocator peak on GPU, max resident set size on CPU."""
     import torch

@@ -45,6 +45,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logg
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not verbose:  # one INFO line per HTTP request to the Prefect/MLflow API drowns the stage logs
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _root() -> Path:
@@ -374,6 +376,76 @@ def _register_adapters(params, names: list[str]) -> None:
 
 
 @app.command()
+def sweep() -> None:
+    """Ray Tune sweep (ASHA on dev loss) over one adapter's LoRA hyperparameters; proposes the best.
+
+    Reads ``sweep:`` in params/finetune.yaml. Writes reports/sweep.md (trials, best first, and the
+    proposed adapter entry) and data/metrics/sweep.json; one MLflow parent run with a child per
+    trial. Not a pipeline stage: add the proposed adapter to params/finetune.yaml to train it.
+    """
+    import json
+
+    from components import tracking
+    from components.finetune import build_examples, held_out_examples
+    from components.io import write_json, write_text
+    from components.models import load_tokenizer
+    from components.sweep import best_adapter, run_sweep, trials_markdown
+
+    params = _params()
+    cfg = params.finetune.sweep
+    if cfg is None:
+        typer.secho(
+            "params/finetune.yaml has no `sweep:` section; add one to run a sweep "
+            "(an example and every field: docs/finetuning.md, section 'Hyperparameter sweep')",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    root = _root()
+    paths = params.data.paths
+    base_dir = root / paths.models / "base"
+    base = next(a for a in params.finetune.adapters if a.name == cfg.adapter)
+    inputs = _training_inputs(params, root)
+    tokenizer = load_tokenizer(base_dir)
+    examples = build_examples(inputs, tokenizer, base, params.evaluation.prompts)
+    try:
+        held_out = held_out_examples(inputs, tokenizer, base, params.evaluation.prompts, cfg.dev_questions)
+    except ValueError as exc:
+        typer.secho(f"sweep: {exc} (params/data.yaml split.dev)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    trials, curves = run_sweep(
+        examples, held_out, base_dir, base, cfg, params.finetune.ray, root / paths.models / "sweep",
+        cluster_address=os.environ.get("RAY_ADDRESS"),
+    )
+    best = best_adapter(trials, base, list(cfg.space))
+    tracking.setup(root, params.evaluation.experiment)
+    tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
+    parent = tracking.start_parent(
+        f"sweep-{base.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        {"sweep": cfg.model_dump(mode="json"), "adapter": base.model_dump(mode="json"),
+         "held_out_examples": len(held_out)},
+        tags,
+        kind="sweep",
+    )
+    for row in trials.to_dict("records"):
+        hyper = {name: row[name] for name in cfg.space}
+        summary = {k: row[k] for k in ("steps", "loss", "dev_loss")} | {"stopped": float(row["stopped"])}
+        tracking.log_sweep_trial(parent, row["trial"], hyper, curves[row["trial"]], summary, tags)
+    report = trials_markdown(trials, best, base)
+    write_text(report, root / "reports" / "sweep.md")
+    write_json(
+        {"adapter": base.name, "mlflow_run_id": parent, "trials": json.loads(trials.to_json(orient="records")),
+         "best": None if best is None else best.model_dump(mode="json")},
+        root / paths.metrics / "sweep.json",
+    )
+    if best is not None:
+        # trials are sorted best first: the proposed adapter's trial is the first row
+        best_loss = float(trials.iloc[0]["dev_loss"])
+        tracking.log_to_run(parent, {"best_dev_loss": best_loss}, [root / "reports" / "sweep.md"])
+    typer.echo(report)
+
+
+@app.command()
 def evaluate() -> None:
     """Answer the held-out questions in every grid cell; log each cell to MLflow."""
     import lancedb
@@ -381,10 +453,9 @@ def evaluate() -> None:
 
     from components import tracking
     from components.evaluation import NO_RETRIEVAL, answer_cell, grid, select_questions, summarize
-    from components.io import atomic_path, read_json, read_parquet, write_json
+    from components.io import atomic_path, dir_hash, read_json, read_parquet, write_json
     from components.metrics import load_metric
     from components.models import load_model, load_tokenizer
-    from components.io import dir_hash
     from components.prediction_cache import PredictionCache
 
     params = _params()
