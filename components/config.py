@@ -398,6 +398,7 @@ class StatisticsConfig(_Strict):
     resamples: int = Field(2000, ge=100)  # more: steadier interval ends, slower
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
+    min_questions: int = Field(30, ge=1)  # fewer: the recommendation warns that its ties say little
 
 
 class RegistryConfig(_Strict):

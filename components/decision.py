@@ -52,12 +52,20 @@ def decision_table(
     return table.reset_index()
 
 
-def recommend(table: pd.DataFrame, main_metric: str, stats_cfg: StatisticsConfig, cost_cfg: CostConfig) -> dict:
+def recommend(
+    table: pd.DataFrame,
+    main_metric: str,
+    stats_cfg: StatisticsConfig,
+    cost_cfg: CostConfig,
+    questions: int | None = None,
+) -> dict:
     """The chosen cell and one paragraph saying why, generated from the numbers.
 
     The best cell has the highest mean; every cell whose paired interval of the difference to it
     contains zero is a tie, and among ties the cheapest per 1,000 queries (fixed cost amortised
-    over ``cost_cfg.query_volume``) wins.
+    over ``cost_cfg.query_volume``) wins. With fewer than ``stats_cfg.min_questions`` evaluated
+    ``questions`` the intervals are wide enough that most cells tie, so the cheapest tends to win
+    by default: the rule still applies, and the text says so (``few_questions`` in the result).
     """
     stats = table.set_index("cell")
     chosen, tied = choose(stats, stats["cost_per_1k_amortised"])
@@ -97,7 +105,15 @@ def recommend(table: pd.DataFrame, main_metric: str, stats_cfg: StatisticsConfig
     if chosen != best:
         volume = break_even(_cost(stats.loc[chosen]), _cost(stats.loc[best]))
         text += f" Break-even volume between {chosen} and {best}: {format_volume(volume)}."
-    return {"cell": chosen, "best": best, "tied": tied, "text": text}
+    few = questions is not None and questions < stats_cfg.min_questions
+    if few:
+        text += (
+            f" **Caution: only {questions} questions** (fewer than statistics.min_questions = "
+            f"{stats_cfg.min_questions}): intervals this wide make most cells tie, so the cheapest tied "
+            "cell wins almost by default. Evaluate more questions (evaluation.max_questions, or a larger "
+            "test split) before acting on this."
+        )
+    return {"cell": chosen, "best": best, "tied": tied, "text": text, "few_questions": few}
 
 
 def break_even_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -564,7 +564,7 @@ def select() -> None:
         for r in params.retrieval.retrievers
     }
     table = decision_table(evaluated["cells"], rows, cfg.main_metric, cfg.statistics, cfg.cost, train, index_time)
-    rec = recommend(table, cfg.main_metric, cfg.statistics, cfg.cost)
+    rec = recommend(table, cfg.main_metric, cfg.statistics, cfg.cost, questions=int(rows["qa_id"].nunique()))
     pairs = break_even_table(table)
     comp = complementarity(rows, evaluated["cells"], cfg.main_metric, cfg.answered_threshold)
 
@@ -616,6 +616,7 @@ def select() -> None:
                 "ci": [float(chosen["ci_low"]), float(chosen["ci_high"])],
                 "cost_per_1k_amortised": float(chosen["cost_per_1k_amortised"]),
                 "tied": rec["tied"],
+                "few_questions": rec["few_questions"],
             },
         },
         root / paths.metrics / "best.json",

@@ -75,3 +75,15 @@ def test_complementarity_categories():
 def test_complementarity_is_empty_without_both_arms():
     cells, rows = _grid({"base+none": [0, 1], "base+vec": [1, 1]}, {"base+none": 1, "base+vec": 1})
     assert complementarity(rows, cells, "f1", 0.5).empty
+
+
+def test_few_questions_add_a_caution_but_keep_the_rule():
+    same = [0.0, 1.0] * 5  # 10 questions
+    cells, rows = _grid({"base+vec": same, "lora+none": same}, {"base+vec": 2.0, "lora+none": 1.0})
+    table = decision_table(cells, rows, "f1", STATS, COST, TRAIN, {"vec": 100.0})
+    few = recommend(table, "f1", STATS, COST, questions=10)
+    assert few["few_questions"] and few["cell"] == "lora+none"
+    assert "Caution: only 10 questions" in few["text"] and "min_questions = 30" in few["text"]
+    enough = recommend(table, "f1", STATS.model_copy(update={"min_questions": 10}), COST, questions=10)
+    assert not enough["few_questions"] and "Caution" not in enough["text"]
+    assert enough["cell"] == few["cell"]

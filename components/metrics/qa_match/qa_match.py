@@ -69,8 +69,8 @@ class QaMatch(evaluate.Metric):
     def _compute(self, predictions, references):
         if len(predictions) != len(references):
             raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-        em = [max((exact(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references)]
-        f1 = [max((token_f1(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references)]
+        em = [max((exact(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references, strict=True)]
+        f1 = [max((token_f1(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references, strict=True)]
         n = max(len(em), 1)
         return {
             "exact_match": sum(em) / n,
