@@ -48,14 +48,25 @@ def main() -> None:
         out = generate(model, tokenizer, prompts, cfg)
         elapsed = time.perf_counter() - start
         tokens = sum(g.completion_tokens for g in out)
-        rows.append({"batch_size": batch_size, "questions": len(prompts), "seconds": round(elapsed, 2),
-                     "answers_per_s": round(len(prompts) / elapsed, 2), "tokens_per_s": round(tokens / elapsed, 1)})
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "questions": len(prompts),
+                "seconds": round(elapsed, 2),
+                "answers_per_s": round(len(prompts) / elapsed, 2),
+                "tokens_per_s": round(tokens / elapsed, 1),
+            }
+        )
     rows[1]["speedup"] = round(rows[1]["answers_per_s"] / rows[0]["answers_per_s"], 2)
     print(pd.DataFrame(rows).to_string(index=False))
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": torch.get_num_threads(), "torch": torch.__version__,
-            "max_new_tokens": params.evaluation.generation.max_new_tokens}
+    meta = {
+        "machine": platform.machine(),
+        "cpus": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "max_new_tokens": params.evaluation.generation.max_new_tokens,
+    }
     (out_dir / "generation.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
 
 

@@ -106,8 +106,10 @@ def ingest() -> None:
             chunks.to_parquet(out / f"chunks-{name}.parquet", index=False)
             report[f"chunks_{name}"] = len(chunks)
     write_json(report, _root() / paths.metrics / "ingest.json")
-    typer.echo(f"ingested {report['documents']} documents and {report['questions']} questions "
-               f"(train {report['questions_train']}, dev {report['questions_dev']}, test {report['questions_test']})")
+    typer.echo(
+        f"ingested {report['documents']} documents and {report['questions']} questions "
+        f"(train {report['questions_train']}, dev {report['questions_dev']}, test {report['questions_test']})"
+    )
 
 
 @app.command()
@@ -273,19 +275,34 @@ def retrieval_eval(
             metrics.update({f"{split}_{key}": value for key, value in per_split[split].items()})
             tables.append(
                 pd.DataFrame(
-                    {"split": split, "qa_id": questions["qa_id"], "question": questions["question"],
-                     "gold_doc_ids": gold, "retrieved_doc_ids": retrieved, "latency_s": latencies}
+                    {
+                        "split": split,
+                        "qa_id": questions["qa_id"],
+                        "question": questions["question"],
+                        "gold_doc_ids": gold,
+                        "retrieved_doc_ids": retrieved,
+                        "latency_s": latencies,
+                    }
                 ).join(scores)
             )
         run_params = _retriever_params(params, retriever)
-        run_id = tracking.log_cell(parent, name, run_params, metrics, pd.concat(tables, ignore_index=True), tags,
-                                   kind="retrieval")
-        results[name] = {**per_split, "run_id": run_id, "index_table": run_params["index_table"],
-                         "index_table_version": run_params["index_table_version"]}
+        run_id = tracking.log_cell(
+            parent, name, run_params, metrics, pd.concat(tables, ignore_index=True), tags, kind="retrieval"
+        )
+        results[name] = {
+            **per_split,
+            "run_id": run_id,
+            "index_table": run_params["index_table"],
+            "index_table_version": run_params["index_table_version"],
+        }
         typer.echo(
             f"{name:<28} "
-            + "  ".join(f"{s}: " + " ".join(f"{m.removesuffix('_at_k')} {per_split[s][m]:.3f}" for m in METRICS)
-                        + f" p50 {per_split[s]['retrieval_latency_p50_s'] * 1e3:.1f} ms" for s in per_split)
+            + "  ".join(
+                f"{s}: "
+                + " ".join(f"{m.removesuffix('_at_k')} {per_split[s][m]:.3f}" for m in METRICS)
+                + f" p50 {per_split[s]['retrieval_latency_p50_s'] * 1e3:.1f} ms"
+                for s in per_split
+            )
         )
     write_json({"parent_run_id": parent, "retrievers": results}, root / paths.metrics / "retrieval.json")
     typer.echo(f"scored {len(results)} retrievers on {', '.join(splits)} (MLflow run {parent})")
@@ -334,15 +351,24 @@ def finetune() -> None:
         for adapter in params.finetune.adapters:
             examples = build_examples(inputs, tokenizer, adapter, params.evaluation.prompts)
             metrics = train_adapter(
-                examples, base_dir, adapter, params.finetune.ray, out / adapter.name, root / paths.models / "ray",
+                examples,
+                base_dir,
+                adapter,
+                params.finetune.ray,
+                out / adapter.name,
+                root / paths.models / "ray",
                 cluster_address=os.environ.get("RAY_ADDRESS"),
             )
             tokenizer.save_pretrained(out / adapter.name)
             history = metrics.pop("history", [])
             run_id = tracking.log_training(
                 adapter.name,
-                {"adapter": adapter.model_dump(mode="json"), "ray": params.finetune.ray.model_dump(),
-                 "base_model": params.finetune.base_model.name, "examples": len(examples)},
+                {
+                    "adapter": adapter.model_dump(mode="json"),
+                    "ray": params.finetune.ray.model_dump(),
+                    "base_model": params.finetune.base_model.name,
+                    "examples": len(examples),
+                },
                 history,
                 metrics,
                 tags,
@@ -369,10 +395,13 @@ def _register_adapters(params, names: list[str]) -> None:
     base_hash = dir_hash(base_dir)
     for name in names:
         bundle = make_bundle(name, None, params.retrieval.embedders, None, None, cfg, base_hash)
-        result = tracking.register_adapter(f"{cfg.registry.adapter_prefix}{name}", bundle, base_dir,
-                                           root / paths.models / "adapters" / name, tags)
-        typer.echo(f"adapter {name}: {result['name']} version {result['version']}"
-                   f"{'' if result['created'] else ' (unchanged, reused)'}")
+        result = tracking.register_adapter(
+            f"{cfg.registry.adapter_prefix}{name}", bundle, base_dir, root / paths.models / "adapters" / name, tags
+        )
+        typer.echo(
+            f"adapter {name}: {result['name']} version {result['version']}"
+            f"{'' if result['created'] else ' (unchanged, reused)'}"
+        )
 
 
 @app.command()
@@ -414,7 +443,13 @@ def sweep() -> None:
         typer.secho(f"sweep: {exc} (params/data.yaml split.dev)", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
     trials, curves = run_sweep(
-        examples, held_out, base_dir, base, cfg, params.finetune.ray, root / paths.models / "sweep",
+        examples,
+        held_out,
+        base_dir,
+        base,
+        cfg,
+        params.finetune.ray,
+        root / paths.models / "sweep",
         cluster_address=os.environ.get("RAY_ADDRESS"),
     )
     best = best_adapter(trials, base, list(cfg.space))
@@ -422,8 +457,11 @@ def sweep() -> None:
     tags = tracking.provenance_tags(root, _data_version(root, paths.raw))
     parent = tracking.start_parent(
         f"sweep-{base.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-        {"sweep": cfg.model_dump(mode="json"), "adapter": base.model_dump(mode="json"),
-         "held_out_examples": len(held_out)},
+        {
+            "sweep": cfg.model_dump(mode="json"),
+            "adapter": base.model_dump(mode="json"),
+            "held_out_examples": len(held_out),
+        },
         tags,
         kind="sweep",
     )
@@ -434,8 +472,12 @@ def sweep() -> None:
     report = trials_markdown(trials, best, base)
     write_text(report, root / "reports" / "sweep.md")
     write_json(
-        {"adapter": base.name, "mlflow_run_id": parent, "trials": json.loads(trials.to_json(orient="records")),
-         "best": None if best is None else best.model_dump(mode="json")},
+        {
+            "adapter": base.name,
+            "mlflow_run_id": parent,
+            "trials": json.loads(trials.to_json(orient="records")),
+            "best": None if best is None else best.model_dump(mode="json"),
+        },
         root / paths.metrics / "sweep.json",
     )
     if best is not None:
@@ -524,8 +566,14 @@ def evaluate() -> None:
             cell_params.update(retriever_params[cell.retriever])
         if cell.model in train_metrics:
             train = train_metrics[cell.model]
-            metrics.update({"train_wall_time_s": train["wall_time_s"], "train_tokens_per_s": train["tokens_per_s"],
-                            "train_final_loss": train["loss"], "train_steps": train["step"]})
+            metrics.update(
+                {
+                    "train_wall_time_s": train["wall_time_s"],
+                    "train_tokens_per_s": train["tokens_per_s"],
+                    "train_final_loss": train["loss"],
+                    "train_steps": train["step"],
+                }
+            )
         run_id = tracking.log_cell(parent, cell.name, cell_params, metrics, rows, tags)
         cells.append({"cell": cell.name, "model": cell.model, "retriever": cell.retriever, "run_id": run_id, **metrics})
         all_rows.append(rows.assign(cell=cell.name))
@@ -533,8 +581,10 @@ def evaluate() -> None:
         out.mkdir()
         pd.concat(all_rows, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
         write_json({"parent_run_id": parent, "experiment_id": experiment_id, "cells": cells}, out / "cells.json")
-    write_json({c["cell"]: {k: v for k, v in c.items() if isinstance(v, float)} for c in cells},
-               root / paths.metrics / "eval.json")
+    write_json(
+        {c["cell"]: {k: v for k, v in c.items() if isinstance(v, float)} for c in cells},
+        root / paths.metrics / "eval.json",
+    )
     typer.echo(
         f"evaluated {len(cells)} cells on {len(questions)} {cfg.split} questions, {generated} answers generated "
         f"(the rest from {paths.cache}/predictions) (MLflow run {parent})"
@@ -703,15 +753,22 @@ def register() -> None:
     evaluated = tracking.run_params(best["run_id"])  # the index version the winner was scored on
     version = evaluated.get("index_table_version")
     bundle = make_bundle(
-        best["model"], retrievers.get(best["retriever"]), params.retrieval.embedders,
-        str((root / paths.index).resolve()), int(version) if version is not None else None, cfg, dir_hash(base_dir),
+        best["model"],
+        retrievers.get(best["retriever"]),
+        params.retrieval.embedders,
+        str((root / paths.index).resolve()),
+        int(version) if version is not None else None,
+        cfg,
+        dir_hash(base_dir),
     )
     tags = {**tracking.provenance_tags(root, _data_version(root, paths.raw)), "ragtune.source_run_id": best["run_id"]}
     result = tracking.register_bundle(cfg.registry.name, bundle, base_dir, adapter_dir, cfg.registry.alias, tags)
     tracking.log_to_run(best["run_id"], tags={"ragtune.registered_as": f"{result['name']}/{result['version']}"})
     write_json({**result, "cell": best["cell"], "alias": cfg.registry.alias}, root / paths.metrics / "registry.json")
-    typer.echo(f"{best['cell']} (run {best['run_id']}) is {result['name']} version {result['version']} "
-               f"@{cfg.registry.alias} ({'new version' if result['created'] else 'same bundle, version reused'})")
+    typer.echo(
+        f"{best['cell']} (run {best['run_id']}) is {result['name']} version {result['version']} "
+        f"@{cfg.registry.alias} ({'new version' if result['created'] else 'same bundle, version reused'})"
+    )
 
 
 @app.command()
@@ -730,30 +787,52 @@ def drill() -> None:
     retriever = retrievers[cfg.drill.retriever or params.grid_retrievers()[0]]
     adapters = {a.name: a for a in params.finetune.adapters}
     adapter = adapters[cfg.drill.adapter or params.finetune.adapters[0].name]
-    split = hold_back(read_parquet(root / paths.processed / "documents.parquet"),
-                      read_parquet(root / paths.processed / "qa.parquet"), cfg.drill)
-    setup = DrillSetup(params.data.chunkers[retriever.chunker], retriever,
-                       adapter.model_copy(update={"max_steps": cfg.drill.max_steps}), params.retrieval.index,
-                       params.finetune.ray, cfg)
+    split = hold_back(
+        read_parquet(root / paths.processed / "documents.parquet"),
+        read_parquet(root / paths.processed / "qa.parquet"),
+        cfg.drill,
+    )
+    setup = DrillSetup(
+        params.data.chunkers[retriever.chunker],
+        retriever,
+        adapter.model_copy(update={"max_steps": cfg.drill.max_steps}),
+        params.retrieval.index,
+        params.finetune.ray,
+        cfg,
+    )
     work = root / "data" / "drill"  # scratch: its own index and adapters, never data/raw or data/index
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    results = run_drill(split, setup, root / paths.models / "base", _embedder(params, retriever.embedder, {}),
-                        load_metric("qa_match"), work)
+    results = run_drill(
+        split,
+        setup,
+        root / paths.models / "base",
+        _embedder(params, retriever.embedder, {}),
+        load_metric("qa_match"),
+        work,
+    )
     markdown = to_markdown(results, split)
     table = to_table(results)
-    report = {"arms": table.to_dict(orient="records"), "new_documents": sorted(split.new_documents["doc_id"]),
-              "probes": len(split.probes), "retriever": retriever.name, "adapter": adapter.name}
+    report = {
+        "arms": table.to_dict(orient="records"),
+        "new_documents": sorted(split.new_documents["doc_id"]),
+        "probes": len(split.probes),
+        "retriever": retriever.name,
+        "adapter": adapter.name,
+    }
     write_text(markdown, root / paths.reports / "drill.md")
     write_json(report, root / paths.metrics / "drill.json")
     tracking.setup(root, cfg.experiment)
-    run_id = tracking.start_parent(f"drill-{time.strftime('%Y%m%d-%H%M%S')}",
-                                   {"drill": cfg.drill.model_dump(), "retriever": retriever.name,
-                                    "adapter": adapter.name},
-                                   tracking.provenance_tags(root, _data_version(root, paths.raw)), kind="drill")
+    run_id = tracking.start_parent(
+        f"drill-{time.strftime('%Y%m%d-%H%M%S')}",
+        {"drill": cfg.drill.model_dump(), "retriever": retriever.name, "adapter": adapter.name},
+        tracking.provenance_tags(root, _data_version(root, paths.raw)),
+        kind="drill",
+    )
     metrics = {f"{row['arm']}_{key}": row[key] for row in report["arms"] for key in row if key != "arm"}
-    tracking.log_to_run(run_id, metrics=metrics, files=[root / paths.reports / "drill.md",
-                                                         root / paths.metrics / "drill.json"])
+    tracking.log_to_run(
+        run_id, metrics=metrics, files=[root / paths.reports / "drill.md", root / paths.metrics / "drill.json"]
+    )
     typer.echo(markdown + f"\nMLflow run {run_id}")
 
 

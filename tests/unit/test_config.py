@@ -89,9 +89,14 @@ def test_default_retrievers_cover_every_mode():
     assert all((r.top_k, r.chunker, r.embedder, r.reranker) == (3, "para-400", "minilm", "none") for r in retrievers)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [("retriever", "nope", "unknown retriever 'nope'"),
-                                                       ("adapter", "nope", "unknown adapter 'nope'"),
-                                                       ("share", 1.0, "drill.share")])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("retriever", "nope", "unknown retriever 'nope'"),
+        ("adapter", "nope", "unknown adapter 'nope'"),
+        ("share", 1.0, "drill.share"),
+    ],
+)
 def test_drill_settings_are_checked(tmp_path, key, value, message):
     def edit(name, data):
         if name == "evaluation":

@@ -22,8 +22,10 @@ def test_greedy_generation_is_batch_invariant_and_answers(base_model_dir, params
     tokenizer = load_tokenizer(base_model_dir)
     model = load_model(base_model_dir)
     questions = ["What is the capital of France?", "What is 2 plus 2?", "Name a colour."]
-    prompts = [chat_prompt(tokenizer, params.evaluation.prompts.system, user_message(params.evaluation.prompts, q, None))
-               for q in questions]
+    prompts = [
+        chat_prompt(tokenizer, params.evaluation.prompts.system, user_message(params.evaluation.prompts, q, None))
+        for q in questions
+    ]
     out = generate(model, tokenizer, prompts, GenerationConfig(max_new_tokens=12, batch_size=batch_size))
     assert "Paris" in out[0].answer
     assert all(g.completion_tokens > 0 and g.prompt_tokens > 10 for g in out)

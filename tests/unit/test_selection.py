@@ -7,7 +7,14 @@ from components.selection import leaderboard, to_markdown
 
 def _cell(name, f1, latency, recall=None):
     model, retriever = name.split("+")
-    cell = {"cell": name, "model": model, "retriever": retriever, "f1": f1, "exact_match": f1 / 2, "latency_p50_s": latency}
+    cell = {
+        "cell": name,
+        "model": model,
+        "retriever": retriever,
+        "f1": f1,
+        "exact_match": f1 / 2,
+        "latency_p50_s": latency,
+    }
     if recall is not None:
         cell["recall_at_k"] = recall
     return cell

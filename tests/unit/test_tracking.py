@@ -17,7 +17,9 @@ def test_parent_and_cells_with_params_metrics_tags_and_table(store):
     tags = tracking.provenance_tags(store, data_version="abc123.dir")
     parent = tracking.start_parent("p", {"evaluation": {"split": "test"}}, tags)
     predictions = pd.DataFrame({"qa_id": ["q1"], "answers": [["BOL", "bol"]], "prediction": ["BOL"], "f1": [1.0]})
-    child = tracking.log_cell(parent, "base+none", {"model": "base", "adapter": {"r": 8}}, {"f1": 1.0}, predictions, tags)
+    child = tracking.log_cell(
+        parent, "base+none", {"model": "base", "adapter": {"r": 8}}, {"f1": 1.0}, predictions, tags
+    )
     runs = tracking.cell_runs(parent)
     assert runs["run_id"].tolist() == [child]
     row = runs.iloc[0]
@@ -34,10 +36,18 @@ def test_parent_and_cells_with_params_metrics_tags_and_table(store):
 
 def test_training_run_has_params_step_history_and_summary(store):
     history = [{"step": s, "loss": 2.0 / s, "tokens_per_s": 100.0 + s} for s in range(1, 4)]
-    summary = {"step": 3, "loss": 0.67, "tokens_per_s": 103.0, "wall_time_s": 12.5, "peak_memory_mb": 1500.0,
-               "run_name": "lora-r8-qv-abc", "resumed_at": [2]}
-    run_id = tracking.log_training("lora-r8-qv", {"adapter": {"r": 8, "data": [{"source": "qa"}]}}, history, summary,
-                                   {"ragtune.git_commit": "abc"})
+    summary = {
+        "step": 3,
+        "loss": 0.67,
+        "tokens_per_s": 103.0,
+        "wall_time_s": 12.5,
+        "peak_memory_mb": 1500.0,
+        "run_name": "lora-r8-qv-abc",
+        "resumed_at": [2],
+    }
+    run_id = tracking.log_training(
+        "lora-r8-qv", {"adapter": {"r": 8, "data": [{"source": "qa"}]}}, history, summary, {"ragtune.git_commit": "abc"}
+    )
     run = mlflow.get_run(run_id)
     assert run.data.tags["ragtune.kind"] == "training" and run.data.tags["ragtune.git_commit"] == "abc"
     assert run.data.params["adapter.r"] == "8"
