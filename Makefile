@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test test-unit lint bench ui clean
+.PHONY: install run test test-unit lint bench bench-train ui clean
 
 install: $(STAMP)
 
@@ -47,6 +47,9 @@ lint: install
 
 bench: install
 	$(PY) bench/generation.py
+
+bench-train: install   # needs the ingest and model outputs: run `make run` first
+	$(PY) bench/train.py --steps 10
 
 ui: install
 	$(VENV)/bin/ragtune ui
