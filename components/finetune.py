@@ -393,7 +393,7 @@ def _record_pid(folder: Path, rank: int) -> None:
 # --- the driver ------------------------------------------------------------------------------
 
 
-def _ensure_ray(
+def ensure_ray(
     ray_cfg: RayConfig, cluster_address: str | None, concurrent_runs: int = 1, state_api: bool = False
 ) -> None:
     """Join ``cluster_address`` (RAY_ADDRESS) or start a local Ray whose workers import this checkout.
@@ -498,7 +498,7 @@ def train_adapter(
     """
     if not examples:
         raise ValueError(f"adapter {cfg.name!r}: no training examples")
-    _ensure_ray(ray_cfg, cluster_address)
+    ensure_ray(ray_cfg, cluster_address)
     steps = plan_steps(len(examples), cfg, ray_cfg.num_workers)
     run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir)}"
     logger.info(

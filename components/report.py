@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.decision import CATEGORIES, pareto_front
+from components.selection import to_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,8 @@ def _fmt(value) -> str:
 
 
 def markdown_table(view: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (numbers to 3 decimals, missing values as '-')."""
-    cols = list(view.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in cols) + " |" for _, row in view.iterrows()]
-    return "\n".join(lines) + "\n"
+    """Every column of ``view`` as a markdown table: 3 decimals, tiny numbers in e-notation, '-' if missing."""
+    return to_markdown(view, list(view.columns), fmt=_fmt)
 
 
 def markdown_report(

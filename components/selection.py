@@ -23,14 +23,17 @@ def leaderboard(cells: list[dict], main_metric: str) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def to_markdown(table: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS) -> str:
-    """A GitHub-flavoured markdown table (numbers to 3 decimals, missing values as '-')."""
+def _three_decimals(value) -> str:
+    if isinstance(value, float):
+        return "-" if pd.isna(value) else f"{value:.3f}"
+    return str(value)
 
-    def fmt(value) -> str:
-        if isinstance(value, float):
-            return "-" if pd.isna(value) else f"{value:.3f}"
-        return str(value)
 
+def to_markdown(table: pd.DataFrame, columns: list[str] = LEADERBOARD_COLUMNS, fmt=_three_decimals) -> str:
+    """A GitHub-flavoured markdown table of ``columns`` (those ``table`` has), each cell as ``fmt`` renders it.
+
+    The default ``fmt``: numbers to 3 decimals, missing values as '-', anything else as ``str``.
+    """
     cols = [c for c in columns if c in table]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
     lines += ["| " + " | ".join(fmt(row[c]) for c in cols) + " |" for _, row in table.iterrows()]

@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import INTEGER_HYPERPARAMETERS, AdapterConfig, RayConfig, SweepConfig
-from components.finetune import _ensure_ray, make_trainer, plan_steps
+from components.finetune import ensure_ray, make_trainer, plan_steps
+from components.selection import to_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def run_sweep(
 
     if not examples or not eval_examples:
         raise ValueError(f"sweep of {base.name!r}: needs training examples and held-out examples")
-    _ensure_ray(ray_cfg, cluster_address, concurrent_runs=cfg.max_concurrent, state_api=True)
+    ensure_ray(ray_cfg, cluster_address, concurrent_runs=cfg.max_concurrent, state_api=True)
     planned = plan_steps(len(examples), trial_adapter(base, {}, cfg.max_steps), ray_cfg.num_workers)
     trainable = tune.with_parameters(
         _trial,
@@ -152,8 +153,10 @@ def run_sweep(
         metrics = result.metrics or {}
         trial = str(metrics.get("trial_id") or Path(result.path).name)
         frame = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
-        curve = frame[[c for c in ("step", "loss", "dev_loss") if c in frame]].to_dict("records")
-        dev = [r["dev_loss"] for r in curve if "dev_loss" in r and not _nan(r["dev_loss"])]
+        # the frame is rectangular: a report without a value holds NaN there, which a curve leaves out
+        records = frame[[c for c in ("step", "loss", "dev_loss") if c in frame]].to_dict("records")
+        curve = [{k: v for k, v in r.items() if not _nan(v)} for r in records]
+        dev = [r["dev_loss"] for r in curve if "dev_loss" in r]
         steps = int(metrics.get("step", 0))
         rows.append(
             {
@@ -169,9 +172,15 @@ def run_sweep(
         )
         curves[trial] = curve
     trials = pd.DataFrame(rows)
-    trials["completed"] = (trials["steps"] >= planned) & trials["error"].isna()
-    trials = trials.sort_values(["completed", "dev_loss"], ascending=[False, True], na_position="last")
+    trials = trials.assign(completed=_completed(trials)).sort_values(
+        ["completed", "dev_loss"], ascending=[False, True], na_position="last"
+    )
     return trials.drop(columns="completed").reset_index(drop=True), curves
+
+
+def _completed(trials: pd.DataFrame) -> pd.Series:
+    """Trials that ran all their planned steps without an error."""
+    return (trials["steps"] >= trials["planned_steps"]) & trials["error"].isna()
 
 
 def _seeded_search(seed: int, max_concurrent: int):
@@ -191,7 +200,7 @@ def best_adapter(trials: pd.DataFrame, base: AdapterConfig, space: list[str]) ->
     It keeps the base adapter's ``max_steps`` (the trial ran the sweep's), so it trains as long as
     the adapter it tunes.
     """
-    done = trials[(trials["steps"] >= trials["planned_steps"]) & trials["error"].isna() & trials["dev_loss"].notna()]
+    done = trials[_completed(trials) & trials["dev_loss"].notna()]
     if done.empty:
         return None
     best = done.sort_values("dev_loss").iloc[0]
@@ -213,16 +222,12 @@ def trials_markdown(trials: pd.DataFrame, best: AdapterConfig | None, base: Adap
         if column in table:
             table[column] = table[column].map(lambda v: "-" if _nan(v) or v is None else f"{v:.4g}")
     table["error"] = table["error"].fillna("")
-    header = "| " + " | ".join(table.columns) + " |"
     lines = [
         f"# Sweep of {base.name}",
         "",
         "Trials best first (completed trials by final dev loss, then those ASHA stopped early).",
         "",
-        header,
-        "| " + " | ".join("---" for _ in table.columns) + " |",
-        *("| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)),
-        "",
+        to_markdown(table, list(table.columns)),
     ]
     if best is None:
         lines.append("No trial completed: nothing to propose.")

@@ -323,11 +323,7 @@ def log_training(run_name: str, params: dict, history: list[dict], summary: dict
     run_tags = {**tags, "ragtune.kind": "training", "ragtune.adapter": run_name}
     with mlflow.start_run(run_name=run_name, tags=run_tags) as run:
         mlflow.log_params(_flat(params))
-        for row in history:
-            step_metrics = {k: float(row[k]) for k in ("loss", "tokens_per_s", "dev_loss") if k in row}
-            mlflow.log_metrics(step_metrics, step=int(row["step"]))
-        numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        mlflow.log_metrics({f"final_{k}" if k in ("loss", "tokens_per_s") else k: v for k, v in numeric.items()})
+        _log_curves(history, ("loss", "tokens_per_s", "dev_loss"), summary, final=("loss", "tokens_per_s"))
         return run.info.run_id
 
 
@@ -335,7 +331,8 @@ def log_sweep_trial(parent_id: str, name: str, params: dict, curve: list[dict], 
     """One sweep trial as a child of the sweep's parent run: its hyperparameters and loss curves.
 
     Args:
-        curve: per-step rows with ``step`` and any of ``loss``, ``dev_loss`` (metric histories).
+        curve: per-step rows with ``step`` and any of ``loss``, ``dev_loss`` (metric histories; a
+            row leaves out a value it does not have).
         summary: final numbers; non-numeric values are skipped.
     """
     with (
@@ -345,13 +342,19 @@ def log_sweep_trial(parent_id: str, name: str, params: dict, curve: list[dict], 
         ) as run,
     ):
         mlflow.log_params(_flat(params))
-        for row in curve:
-            values = {k: float(row[k]) for k in ("loss", "dev_loss") if k in row and row[k] == row[k]}
-            if values:
-                mlflow.log_metrics(values, step=int(row["step"]))
-        numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        mlflow.log_metrics({f"final_{k}" if k in ("loss", "dev_loss") else k: v for k, v in numeric.items()})
+        _log_curves(curve, ("loss", "dev_loss"), summary, final=("loss", "dev_loss"))
         return run.info.run_id
+
+
+def _log_curves(rows: list[dict], keys: tuple[str, ...], summary: dict, final: tuple[str, ...]) -> None:
+    """Into the active run: ``keys`` of each row as metric histories at its ``step``, then the
+    numeric ``summary`` values (bools and text skipped), those named in ``final`` as ``final_<key>``."""
+    for row in rows:
+        values = {k: float(row[k]) for k in keys if k in row}
+        if values:
+            mlflow.log_metrics(values, step=int(row["step"]))
+    numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    mlflow.log_metrics({f"final_{k}" if k in final else k: v for k, v in numeric.items()})
 
 
 def previous_best(experiment: str, metric: str, exclude_run_id: str | None = None) -> float | None:
