@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from components.catalog import Catalog
 from components.config import load_params
-from components.generation import chat_prompt, generate, user_message
-from components.models import load_model, load_tokenizer
+from components.llm.generation import chat_prompt, generate, user_message
+from components.llm.models import load_model, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     params = load_params(ROOT / "params")
-    base_dir = ROOT / params.data.paths.models / "base"
+    base_dir = Catalog(ROOT, params.data.paths).base_model
     tokenizer, model = load_tokenizer(base_dir), load_model(base_dir)
     qa = pd.read_json(ROOT / "data" / "demo" / "qa.jsonl", lines=True).head(args.questions)
     prompts = [

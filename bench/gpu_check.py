@@ -2,12 +2,12 @@
 
 Builds the SmolLM2-135M architecture from ``bench/smollm2_config.json`` with random weights,
 adds LoRA with the settings of the ``lora-r8-qv`` adapter (params/finetune.yaml), and runs the
-same per-step code the Ray Train worker runs (``components.train_step``: batching, gradient
+same per-step code the Ray Train worker runs (``components.training.train_step``: batching, gradient
 accumulation, bf16 autocast on CUDA) for ``--steps`` steps, then batched greedy generation.
 Prints one JSON object: training tokens/s, generation tokens/s, peak memory.
 
 Needs only torch, transformers, peft and numpy (plus this repository on the path, which the
-script adds itself; ``components.train_step`` imports nothing else at module level).
+script adds itself; ``components.training.train_step`` imports nothing else at module level).
 
     python bench/gpu_check.py                       # cuda, 30 steps
     python bench/gpu_check.py --device cpu --steps 2
@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.train_step import (  # noqa: E402  (after the path insert)
+from components.training.train_step import (  # noqa: E402  (after the path insert)
     add_lora,
     make_optimizer,
     micro_batches,

@@ -24,14 +24,15 @@ import lancedb
 import pandas as pd
 import torch
 
+from components.catalog import Catalog
 from components.config import load_params
-from components.evaluation import NO_RETRIEVAL, answer_cell, grid, select_questions
-from components.index import table_name
-from components.metrics import load_metric
-from components.models import load_model, load_tokenizer
-from components.prediction_cache import PredictionCache
-from components.retrieval import Retriever
-from flows.cli import _embedder
+from components.evaluation.answer import answer_cell
+from components.evaluation.grid import NO_RETRIEVAL, grid, grid_retrievers, select_questions
+from components.evaluation.metrics import load_metric
+from components.evaluation.run import ANSWER_METRICS, retrieve
+from components.llm.models import load_model, load_tokenizer
+from components.llm.prediction_cache import PredictionCache
+from components.retrieval.open import Embedders, open_retrievers, run_params_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,33 +44,38 @@ def main() -> None:
     args = parser.parse_args()
     root = args.project.resolve()
     params = load_params(root / "params")
-    paths, cfg = params.data.paths, params.evaluation.model_copy(update={"max_questions": args.max_questions})
-    questions = select_questions(pd.read_parquet(root / paths.processed / "qa.parquet"), cfg)
-    db = lancedb.connect(str(root / paths.index))
-    retrievers, hits, embedders = {}, {NO_RETRIEVAL: None}, {}
-    for r in params.retrieval.retrievers:
-        if r.name in params.grid_retrievers():
-            retrievers[r.name] = r
-            retriever = Retriever(
-                r, db.open_table(table_name(r.chunker, r.embedder)), _embedder(params, r.embedder, embedders)
-            )
-            hits[r.name], _ = retriever.search(questions["question"].tolist())
-    metrics = {name: load_metric(name) for name in ("qa_match", "rouge_l", "answer_support")}
-    base_dir = root / paths.models / "base"
+    catalog, cfg = Catalog(root, params.data.paths), params.evaluation
+    questions = select_questions(pd.read_parquet(catalog.qa), cfg.split, args.max_questions)
+    names = grid_retrievers(cfg.grid_retrievers, params.retrieval.retrievers)
+    in_grid = [params.retrieval.retriever(n) for n in names]
+    opened = open_retrievers(in_grid, lancedb.connect(str(catalog.index)), Embedders(params.retrieval.embedders))
+    retrieved = retrieve(opened, questions, run_params_of(opened, params.retrieval, params.data.chunkers))
+    metrics = {name: load_metric(name) for name in ANSWER_METRICS}
+    base_dir = catalog.base_model
     tokenizer = load_tokenizer(base_dir)
     rows, start_all = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as cache_dir:
-        for cell in grid([a.name for a in params.finetune.adapters], list(retrievers)):
+        for cell in grid([a.name for a in params.finetune.adapters], list(retrieved)):
             t0 = time.perf_counter()
-            adapter = None if cell.model == "base" else root / paths.models / "adapters" / cell.model
+            adapter = None if cell.model == "base" else catalog.adapter(cell.model)
             model = load_model(base_dir, adapter)
             load_s = time.perf_counter() - t0
-            top_k = retrievers[cell.retriever].top_k if cell.retriever in retrievers else None
+            hits = None if cell.retriever == NO_RETRIEVAL else retrieved[cell.retriever]
             timings = {}
             for run in ("cold", "cached"):
                 cache = PredictionCache(Path(cache_dir), {"cell": cell.name})
                 t1 = time.perf_counter()
-                answer_cell(model, tokenizer, questions, hits[cell.retriever], cfg, metrics, top_k=top_k, cache=cache)
+                answer_cell(
+                    model,
+                    tokenizer,
+                    questions,
+                    hits.hits if hits else None,
+                    cfg.prompts,
+                    cfg.generation,
+                    metrics,
+                    top_k=hits.top_k if hits else None,
+                    cache=cache,
+                )
                 timings[run] = time.perf_counter() - t1
             rows.append(
                 {

@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components.chunking import chunk_documents  # noqa: E402
 from components.config import load_params  # noqa: E402
-from components.ingest import ingest  # noqa: E402
+from components.data.chunking import chunk_documents  # noqa: E402
+from components.data.ingest import ingest  # noqa: E402
 from components.io import write_json  # noqa: E402
 from tests.conftest import make_pdf  # noqa: E402
 
@@ -150,7 +150,7 @@ def main() -> None:
             results[f"chunk_{name}_chunks"] = len(chunks)
 
         # the real DVC stage, in a throw-away repo holding the code it depends on
-        for item in ("params", "components", "flows", "dvc.yaml"):
+        for item in ("params", "components", "flows", "dvc.yaml", ".dvcignore"):
             src = REPO / item
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, project / item)
         env = {

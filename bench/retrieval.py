@@ -43,9 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.config import IndexSettings, load_params  # noqa: E402
-from components.embedding import Embedder, embedder_path  # noqa: E402
-from components.index import sync_table, update_indexes  # noqa: E402
 from components.io import write_json  # noqa: E402
+from components.retrieval.embedding import Embedder, embedder_path  # noqa: E402
+from components.retrieval.index import sync_table, update_indexes  # noqa: E402
 
 logger = logging.getLogger("bench.retrieval")
 DIM = 384

@@ -2,7 +2,7 @@
 
 All three train the first adapter of params/finetune.yaml (LoRA on SmolLM2-135M) on the same
 examples (its data sources over data/processed) for ``--steps`` steps with the same per-step code
-(``components.train_step``). Model FLOPs utilisation (MFU) is the model's training FLOP/s divided
+(``components.training.train_step``). Model FLOPs utilisation (MFU) is the model's training FLOP/s divided
 by the machine's measured float32 matmul rate on all cores (the best of 1024^2 and 2048^2 matmuls).
 LoRA training costs about 4 * N_params FLOPs per token: 2N forward and 2N for the activation
 gradients of the backward pass; the frozen base weights get no weight gradients, which the usual
@@ -56,7 +56,7 @@ def plain_loop(examples: list[dict], base_dir: Path, cfg, steps: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from components.train_step import add_lora, make_optimizer, micro_batches, plan_order, train_step
+    from components.training.train_step import add_lora, make_optimizer, micro_batches, plan_order, train_step
 
     torch.manual_seed(cfg.seed)
     model = add_lora(AutoModelForCausalLM.from_pretrained(base_dir), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules)
@@ -89,17 +89,19 @@ def main() -> None:
     import ray
     import torch
 
-    from components.config import RayConfig, load_params
-    from components.finetune import build_examples, train_adapter
-    from components.models import load_tokenizer
-    from flows.cli import _training_inputs
+    from components.catalog import Catalog
+    from components.config import load_params
+    from components.llm.models import load_tokenizer
+    from components.training.examples import build_examples
+    from components.training.inputs import load_inputs
+    from components.training.trainer import train_adapter
 
     params = load_params(args.root / "params")
-    base_dir = args.root / params.data.paths.models / "base"
+    catalog = Catalog(args.root, params.data.paths)
+    base_dir = catalog.base_model
     cfg = params.finetune.adapters[0].model_copy(update={"max_steps": args.steps, "checkpoint_every": None})
-    examples = build_examples(
-        _training_inputs(params, args.root), load_tokenizer(base_dir), cfg, params.evaluation.prompts
-    )
+    inputs = load_inputs(catalog, [cfg], params.retrieval)
+    examples = build_examples(inputs, load_tokenizer(base_dir), cfg, params.evaluation.prompts)
     n_params = _count_params(base_dir)
 
     rows = []
@@ -112,7 +114,9 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
-            ray_cfg = RayConfig(num_workers=workers, cpus_per_worker=1, max_failures=0)
+            ray_cfg = params.finetune.ray.model_copy(
+                update={"num_workers": workers, "cpus_per_worker": 1, "max_failures": 0}
+            )
             m = train_adapter(examples, base_dir, cfg, ray_cfg, Path(tmp) / f"a{workers}", Path(tmp) / f"ray{workers}")
             rows.append((f"Ray Train, {workers} worker(s) x 1 thread", m))
     ray.shutdown()

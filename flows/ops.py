@@ -76,7 +76,6 @@ def build_deployments(
     cron: str = DEFAULT_CRON,
     timezone: str = "UTC",
     check_every_s: int | None = 300,
-    retries: int = 2,
 ) -> list:
     """The deployments ``ragtune schedule`` serves (see :func:`serve_deployments` for the arguments)."""
     from prefect.schedules import Cron, Interval
@@ -86,13 +85,13 @@ def build_deployments(
         pipeline.to_deployment(
             name=SCHEDULED,
             schedules=[Cron(cron, timezone=timezone)],
-            parameters={"root": root, "force": False, "retries": retries},
+            parameters={"root": root, "force": False},
             tags=["scheduled"],
             description="Retrain and re-evaluate on a schedule; DVC skips unchanged stages.",
         ),
         pipeline.to_deployment(
             name=ON_NEW_DATA,
-            parameters={"root": root, "retries": retries},
+            parameters={"root": root},
             tags=["new-data"],
             description="Started by `ragtune trigger` when DVC's hash of data/raw changes.",
         ),
@@ -111,7 +110,6 @@ def serve_deployments(
     cron: str = DEFAULT_CRON,
     timezone: str = "UTC",
     check_every_s: int | None = 300,
-    retries: int = 2,
     limit: int = 1,
 ) -> None:
     """Serve the deployments from this process until it is stopped (Ctrl-C pauses their schedules).
@@ -121,7 +119,6 @@ def serve_deployments(
         cron: schedule of ``scheduled-retraining``.
         timezone: of the cron schedule.
         check_every_s: interval of the new-data check; None or 0: no check (use ``ragtune trigger``).
-        retries: passed to the flow (retries of transient stage failures).
         limit: runs at once in this process; 1 keeps two pipelines off the same DVC repo.
     """
-    serve(*build_deployments(root, cron, timezone, check_every_s, retries), limit=limit)
+    serve(*build_deployments(root, cron, timezone, check_every_s), limit=limit)

@@ -4,18 +4,18 @@ The flow holds no stage logic: each task asks DVC to reproduce one stage of ``dv
 skips it when its code, params and inputs are unchanged. ``PREFECT_API_URL`` points the flow at a
 Prefect server (each stage then shows as a task in its UI); the ephemeral API is used otherwise.
 
-Orchestration settings (see docs/operations.md):
+The stages and their order come from DVC's graph of ``dvc.yaml`` (``flows.dag``); each stage's
+orchestration settings sit beside it there, under ``meta:`` (see docs/operations.md):
 
-- Retries: only the stages that meet transient failures (a Ray worker lost, memory pressure, a
-  flaky object store) retry, with exponential backoff and jitter; a config error (exit code 2) or
-  a DVC error about the project itself never retries.
+- Retries: a stage with ``meta.retries`` retries a transient failure (a Ray worker lost, memory
+  pressure, a flaky object store) with exponential backoff and jitter; a config error (exit code 2)
+  or a DVC error about the project itself never retries.
 - Caching: DVC is the cache. Its stage hashes cover code, params and inputs and it checks the
   outputs exist, so the tasks use ``NO_CACHE``: a Prefect cache would also skip a stage whose
   outputs someone deleted.
-- Concurrency: ``finetune`` carries the tag ``ragtune-training`` and ``index`` the tag
-  ``ragtune-indexing``. A tag limit on a server (``prefect concurrency-limit create
-  ragtune-training 1``) queues them across flow runs; without a limit (the ephemeral API) the
-  tags change nothing.
+- Concurrency: ``meta.concurrency`` is a tag (``ragtune-training`` on ``finetune``). A tag limit on
+  a server (``prefect concurrency-limit create ragtune-training 1``) queues such stages across flow
+  runs; without a limit (the ephemeral API) the tags change nothing.
 - Flow-run names carry DVC's hash of ``data/raw``: ``ragtune-<hash8>-<time>``.
 """
 
@@ -31,14 +31,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from components.catalog import Catalog
 from components.config import load_params
-from components.ingest import seed_from_demo
+from components.data.demo import seed_from_demo
+from flows.common import EXIT_CONFIG
+from flows.dag import StageSpec, pipeline_stages
 from flows.datahash import raw_data_hash
-
-STAGES = ("ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select", "register")
-RETRYABLE = frozenset({"model", "index", "finetune", "evaluate"})  # stages that meet transient failures
-CONCURRENCY_TAGS = {"index": "ragtune-indexing", "finetune": "ragtune-training"}
-CONFIG_ERROR_EXIT = 2  # what every stage command exits with on a bad params file
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -53,7 +51,7 @@ def is_transient(exc: BaseException | None) -> bool:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, StageCmdFailedError):
-            return not str(exc).endswith(f"exited with {CONFIG_ERROR_EXIT}")
+            return not str(exc).endswith(f"exited with {EXIT_CONFIG}")
         exc = exc.__cause__ or exc.__context__
     return False
 
@@ -80,8 +78,8 @@ def flow_run_name() -> str:
 
 @task(name="seed-raw-data", task_run_name="seed-raw-data", cache_policy=NO_CACHE)
 def seed_raw(root: str) -> bool:
-    paths = load_params(Path(root) / "params").data.paths
-    seeded = seed_from_demo(Path(root) / paths.demo, Path(root) / paths.raw)
+    catalog = Catalog(Path(root), load_params(Path(root) / "params").data.paths)
+    seeded = seed_from_demo(catalog.demo, catalog.raw)
     if seeded:
         get_run_logger().info("data/raw was absent: seeded it from the bundled demo set")
     return seeded
@@ -102,12 +100,12 @@ def reproduce(root: str, stage: str, force: bool = False) -> bool:
     return bool(ran)
 
 
-def stage_task(stage: str, retries: int, retry_delay_s: float):
-    """``reproduce`` with the retries and concurrency tag of ``stage``."""
-    options: dict[str, Any] = {"tags": [CONCURRENCY_TAGS[stage]] if stage in CONCURRENCY_TAGS else []}
-    if stage in RETRYABLE and retries > 0:
+def stage_task(spec: StageSpec, retry_delay_s: float):
+    """``reproduce`` with the retries and concurrency tag dvc.yaml's ``meta:`` gives the stage."""
+    options: dict[str, Any] = {"tags": [spec.concurrency] if spec.concurrency else []}
+    if spec.retries > 0:
         options.update(
-            retries=retries,
+            retries=spec.retries,
             retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_s),
             retry_jitter_factor=0.5,
             retry_condition_fn=_retry_condition,
@@ -116,18 +114,17 @@ def stage_task(stage: str, retries: int, retry_delay_s: float):
 
 
 @flow(name="ragtune", log_prints=True, flow_run_name=flow_run_name)
-def pipeline(root: str = ".", force: bool = False, retries: int = 2, retry_delay_s: float = 10.0) -> dict:
-    """ingest -> model -> index -> retrieval_eval -> finetune -> evaluate -> select -> register.
+def pipeline(root: str = ".", force: bool = False, retry_delay_s: float = 10.0) -> dict:
+    """Every stage of dvc.yaml, in the order of DVC's graph, each reproduced by DVC.
 
     Args:
         root: the project (a DVC repo); deployments pass an absolute path.
         force: re-run every stage even if DVC sees no change.
-        retries: retries of a transiently failed model/index/finetune/evaluate stage.
-        retry_delay_s: first retry delay; it doubles on each retry (with jitter).
+        retry_delay_s: first retry delay of a stage with ``meta.retries``; it doubles on each retry (with jitter).
     """
     root = str(Path(root).resolve())
     seed_raw(root)
     ran, skipped = [], []
-    for stage in STAGES:
-        (ran if stage_task(stage, retries, retry_delay_s)(root, stage, force) else skipped).append(stage)
+    for spec in pipeline_stages(root):
+        (ran if stage_task(spec, retry_delay_s)(root, spec.name, force) else skipped).append(spec.name)
     return {"ran": ran, "skipped": skipped}

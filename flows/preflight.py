@@ -69,3 +69,15 @@ def check_services(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT_S) -
         _tcp("RAY_ADDRESS", ray, timeout)
         checked.append("RAY_ADDRESS")
     return checked
+
+
+def preflight() -> None:
+    """Exit 3 (the command's exit code) with a clear message when a configured server does not answer."""
+    import os
+
+    from flows.common import EXIT_UNREACHABLE, fail
+
+    try:
+        check_services(os.environ)
+    except ServiceUnreachableError as exc:
+        raise fail(str(exc), EXIT_UNREACHABLE) from exc

@@ -1,25 +1,43 @@
-"""Shared fixtures: real components on tiny data, each test with its own stores."""
+"""Shared fixtures: real components on tiny data, each test with its own stores.
+
+Tests come in three tiers, by folder and marker: ``unit`` (pure: no model, no subprocess, no Ray),
+``integration`` (real libraries on tiny data), ``e2e`` (``ragtune run`` as a subprocess, real
+servers, kills). ``make test`` runs all three, ``make test-unit`` the first.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from flows.env import set_offline_defaults
 
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_key, _value)
+REPO = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of the same name
+
+set_offline_defaults()
+
+from components.config import load_params  # noqa: E402
+
+PARAMS = load_params(REPO / "params")  # the shipped params: what tests build their configs from
+
+
+def like(example, **changes):
+    """A validated copy of ``example`` (a config of the shipped params) with ``changes``.
+
+    Config models have no defaults (params/ holds every value), so a test states only what it changes.
+    """
+    return type(example).model_validate({**example.model_dump(), **changes})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark each test with its tier, from the folder it is in (``pytest -m unit`` runs the fast tier)."""
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(REPO / "tests").parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +49,8 @@ def params():
 
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory, params) -> Path:
-    """The packaged SmolLM2, de-quantised once per test session (about 25 s)."""
-    from components.models import prepare_base_model
+    """The packaged SmolLM2, de-quantised once per test session (about 25 s); tiny projects point at it."""
+    from components.llm.models import prepare_base_model
 
     out = tmp_path_factory.mktemp("base-model")
     prepare_base_model(params.finetune.base_model, out)
@@ -41,7 +59,7 @@ def base_model_dir(tmp_path_factory, params) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(params):
-    from components.embedding import Embedder
+    from components.retrieval.embedding import Embedder
 
     return Embedder(params.retrieval.embedders["minilm"])
 

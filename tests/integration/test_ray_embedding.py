@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from components.config import RayEmbeddingConfig
-from components.embedding import Embedder, _encode_local, _encode_ray
+from components.retrieval.embedding import Embedder, _encode_local, _encode_ray
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,9 @@ import pytest
 
 from components import tracking
 from components.config import GenerationConfig
-from components.serving import dir_hash, make_bundle
+from components.io import dir_hash
+from components.serving.bundle import make_bundle
+from components.serving.register import register_adapter, register_bundle
 from tests.conftest import demo_slice
 
 pytestmark = pytest.mark.integration
@@ -37,9 +39,10 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     """A tiny index of three demo documents, and the base + vector retriever cell registered as champion."""
     import lancedb
 
-    from components.chunking import chunk_documents
-    from components.index import sync_table, table_name
-    from components.ingest import ingest
+    from components.catalog import table_name
+    from components.data.chunking import chunk_documents
+    from components.data.ingest import ingest
+    from components.retrieval.index import sync_table
 
     root = tmp_path_factory.mktemp("champion")
     raw = demo_slice(root / "raw", n_docs=3, n_questions=10)
@@ -49,22 +52,30 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     assert retriever.mode == "vector"
     chunks = chunk_documents(documents, params.data.chunkers[retriever.chunker])
     db = lancedb.connect(str(root / "index"))
-    report = sync_table(db, table_name(retriever.chunker, retriever.embedder), chunks, embedder, fts=False)
+    name = table_name(retriever.chunker, retriever.embedder)
+    report = sync_table(db, name, chunks, embedder, params.retrieval.index, fts=False)
     # short answers keep the test quick on 2 shared cores
-    evaluation = params.evaluation.model_copy(update={"generation": GenerationConfig(max_new_tokens=8, batch_size=4)})
+    generation = GenerationConfig(max_new_tokens=8, batch_size=4)
     base_hash = dir_hash(base_model_dir)
     bundle = make_bundle(
-        "base", retriever, params.retrieval.embedders, str(root / "index"), report.version, evaluation, base_hash
+        "base",
+        retriever,
+        params.retrieval.embedders,
+        str(root / "index"),
+        report.version,
+        params.evaluation.prompts,
+        generation,
+        base_hash,
     )
     tracking.setup(root, "serving-test")
-    first = tracking.register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
-    again = tracking.register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
+    first = register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
+    again = register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
     return {
         "root": root,
         "index_version": report.version,
         "first": first,
         "again": again,
-        "evaluation": evaluation,
+        "generation": generation,
         "base_hash": base_hash,
         "uri": tracking.default_tracking_uri(root),
     }
@@ -158,21 +169,28 @@ def test_mlflow_models_serve_answers_over_http(champion, tmp_path):
         log.close()
 
 
-def test_adapter_registers_as_a_version_and_answers_closed_book(champion, params, base_model_dir, tmp_path):
-    import mlflow.pyfunc
+def _untrained_adapter(cfg, base_model_dir: Path, folder: Path) -> Path:
+    """A LoRA adapter of ``cfg``'s shape, freshly initialised (what a 0-step training would save)."""
     from peft import LoraConfig, get_peft_model
 
-    from components.models import load_model
+    from components.llm.models import load_model
+
+    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, task_type="CAUSAL_LM")
+    get_peft_model(load_model(base_model_dir), lora).save_pretrained(folder / cfg.name)
+    return folder / cfg.name
+
+
+def test_adapter_registers_as_a_version_and_answers_closed_book(champion, params, base_model_dir, tmp_path):
+    import mlflow.pyfunc
 
     cfg = params.finetune.adapters[0]
-    adapter_dir = tmp_path / cfg.name
-    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, task_type="CAUSAL_LM")
-    get_peft_model(load_model(base_model_dir), lora).save_pretrained(adapter_dir)
+    adapter_dir = _untrained_adapter(cfg, base_model_dir, tmp_path)
+    prompts, generation = params.evaluation.prompts, champion["generation"]
     bundle = make_bundle(
-        cfg.name, None, params.retrieval.embedders, None, None, champion["evaluation"], champion["base_hash"]
+        cfg.name, None, params.retrieval.embedders, None, None, prompts, generation, champion["base_hash"]
     )
     name = f"{params.evaluation.registry.adapter_prefix}{cfg.name}"
-    result = tracking.register_adapter(name, bundle, base_model_dir, adapter_dir)
+    result = register_adapter(name, bundle, base_model_dir, adapter_dir)
     assert result["created"] and result["version"] == "1"
     # the base model is stored once, shared with the champion, not copied into each version
     assert (
@@ -183,16 +201,25 @@ def test_adapter_registers_as_a_version_and_answers_closed_book(champion, params
     assert list(out.columns) == ["answer"] and out["answer"][0]
 
 
-def test_register_command_registers_the_best_cell_once(champion, base_model_dir, tmp_path, monkeypatch):
+def test_register_command_registers_the_adapters_and_the_chosen_cell_once(
+    champion, params, base_model_dir, tmp_path, monkeypatch
+):
     import shutil
 
+    import yaml
     from typer.testing import CliRunner
 
+    from components.catalog import artifacts
+    from components.catalog.artifacts import BestFile, Choice
     from flows.cli import app
     from tests.conftest import REPO
 
     shutil.copytree(REPO / "params", tmp_path / "params")
-    (tmp_path / "data" / "models").mkdir(parents=True)
+    shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    finetune = yaml.safe_load((tmp_path / "params" / "finetune.yaml").read_text())
+    finetune["adapters"] = finetune["adapters"][:1]  # one adapter, untrained: registering it is what is tested
+    (tmp_path / "params" / "finetune.yaml").write_text(yaml.safe_dump(finetune))
+    _untrained_adapter(params.finetune.adapters[0], base_model_dir, tmp_path / "data" / "models" / "adapters")
     (tmp_path / "data" / "models" / "base").symlink_to(base_model_dir, target_is_directory=True)
     (tmp_path / "data" / "index").symlink_to(champion["root"] / "index", target_is_directory=True)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -209,10 +236,28 @@ def test_register_command_registers_the_best_cell_once(champion, base_model_dir,
         pd.DataFrame({"qa_id": ["q"]}),
         {},
     )
-    (tmp_path / "data" / "metrics").mkdir(parents=True)
     cell = "base+vector-minilm-k3"
-    best = {"cell": cell, "model": "base", "retriever": "vector-minilm-k3", "f1": 0.5, "run_id": run_id}
-    (tmp_path / "data" / "metrics" / "best.json").write_text(json.dumps(best))
+    choice = Choice(
+        cell=cell,
+        model="base",
+        retriever="vector-minilm-k3",
+        run_id=run_id,
+        mean=0.5,
+        ci_low=0.4,
+        ci_high=0.6,
+        cost_per_1k_amortised=0.01,
+    )
+    best = BestFile(
+        main_metric="f1",
+        split="dev",
+        questions=1,
+        parent_run_id=parent,
+        best=choice,
+        recommended=choice,
+        tied=[cell],
+        few_questions=True,
+    )
+    artifacts.write(best, tmp_path / "data" / "metrics" / "best.json")
 
     outputs = []
     for _ in range(2):
@@ -223,7 +268,15 @@ def test_register_command_registers_the_best_cell_once(champion, base_model_dir,
     assert first["created"] and not again["created"] and first["version"] == again["version"] == "1"
     assert first["name"] == "ragtune-qa" and first["alias"] == "champion"
     assert "same bundle, version reused" in result.output
+    adapter = f"{params.evaluation.registry.adapter_prefix}{params.finetune.adapters[0].name}"
+    assert len(mlflow_versions(adapter)) == 1  # registered by `register`, once, though it ran twice
     assert tracking.run_params(first["run_id"])["index_version"] == table_version
     import mlflow
 
     assert str(mlflow.MlflowClient().get_model_version_by_alias("ragtune-qa", "champion").version) == "1"
+
+
+def mlflow_versions(name: str) -> list:
+    import mlflow
+
+    return mlflow.MlflowClient().search_model_versions(f"name = '{name}'")

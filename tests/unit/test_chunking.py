@@ -5,7 +5,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components.chunking import (
+from components.config import (
+    ConfigError,
+    HeadingChunkerConfig,
+    ParagraphChunkerConfig,
+    SentenceChunkerConfig,
+    TokenChunkerConfig,
+    load_params,
+)
+from components.data.chunking import (
     CHUNKERS,
     chunk_documents,
     heading_chunks,
@@ -13,20 +21,12 @@ from components.chunking import (
     sentence_chunks,
     token_chunks,
 )
-from components.config import (
-    ChunkerConfig,
-    ConfigError,
-    HeadingChunkerConfig,
-    SentenceChunkerConfig,
-    TokenChunkerConfig,
-    load_params,
-)
 from tests.conftest import REPO
 
 
 def test_paragraphs_are_packed_up_to_max_chars_with_heading_path():
     text = "# Title\n\nFirst para.\n\n## Part\n\n" + "Sentence number one. " * 10 + "\n\nLast."
-    chunks = list(paragraph_chunks(text, ChunkerConfig(max_chars=120)))
+    chunks = list(paragraph_chunks(text, ParagraphChunkerConfig(kind="paragraph", max_chars=120)))
     assert all(len(body) <= 120 for _, body in chunks)
     assert chunks[0] == ("Title", "# Title\n\nFirst para.")
     assert chunks[-1][0] == "Title > Part"
@@ -36,18 +36,18 @@ def test_paragraphs_are_packed_up_to_max_chars_with_heading_path():
 
 
 def test_a_word_longer_than_max_chars_is_cut_hard():
-    chunks = list(paragraph_chunks("x" * 250, ChunkerConfig(max_chars=100)))
+    chunks = list(paragraph_chunks("x" * 250, ParagraphChunkerConfig(kind="paragraph", max_chars=100)))
     assert [len(b) for _, b in chunks] == [100, 100, 50]
 
 
 def test_chunk_ids_positions_and_hashes_are_stable():
     docs = pd.DataFrame({"doc_id": ["a", "b"], "text": ["One.\n\nTwo.", "One."]})
-    first = chunk_documents(docs, ChunkerConfig(max_chars=60))
-    again = chunk_documents(docs, ChunkerConfig(max_chars=60))
+    first = chunk_documents(docs, ParagraphChunkerConfig(kind="paragraph", max_chars=60))
+    again = chunk_documents(docs, ParagraphChunkerConfig(kind="paragraph", max_chars=60))
     assert first.equals(again)
     assert first["chunk_id"].tolist() == ["a#0", "b#0"]
     # the same text in two documents gets two keys (the hash covers the document id)
-    small = chunk_documents(docs, ChunkerConfig(max_chars=51))
+    small = chunk_documents(docs, ParagraphChunkerConfig(kind="paragraph", max_chars=51))
     assert small["content_hash"].is_unique
 
 
@@ -83,7 +83,7 @@ def test_token_overlap_must_be_below_size():
 
 
 def test_sentences_are_packed_whole_and_sections_start_new_chunks():
-    cfg = SentenceChunkerConfig(kind="sentence", max_chars=60)
+    cfg = SentenceChunkerConfig(kind="sentence", max_chars=60, overlap=0)
     chunks = list(sentence_chunks(DOC, cfg))
     assert all(len(body) <= 60 for _, body in chunks)
     assert [h for h, _ in chunks][:2] == ["Guide", "Guide > Install"]
@@ -100,10 +100,10 @@ def test_sentence_overlap_repeats_the_last_sentences():
 
 
 def test_heading_sections_respect_max_level_and_split_long_sections():
-    top = list(heading_chunks(DOC, HeadingChunkerConfig(kind="heading", max_level=1)))
+    top = list(heading_chunks(DOC, HeadingChunkerConfig(kind="heading", max_level=1, max_chars=2000)))
     assert [h for h, _ in top] == ["Guide", "Appendix"]
     assert top[0][1].startswith("# Guide") and "### Linux" in top[0][1]
-    every = list(heading_chunks(DOC, HeadingChunkerConfig(kind="heading")))
+    every = list(heading_chunks(DOC, HeadingChunkerConfig(kind="heading", max_level=6, max_chars=2000)))
     assert [h for h, _ in every] == ["Guide", "Guide > Install", "Guide > Install > Linux", "Appendix"]
     small = list(heading_chunks(DOC, HeadingChunkerConfig(kind="heading", max_level=1, max_chars=60)))
     assert all(len(b) <= 60 for _, b in small) and {h for h, _ in small} == {"Guide", "Appendix"}
@@ -112,10 +112,10 @@ def test_heading_sections_respect_max_level_and_split_long_sections():
 @pytest.mark.parametrize(
     "cfg",
     [
-        ChunkerConfig(max_chars=80),
+        ParagraphChunkerConfig(kind="paragraph", max_chars=80),
         SentenceChunkerConfig(kind="sentence", max_chars=80, overlap=1),
         TokenChunkerConfig(kind="token", size=8, overlap=3),
-        HeadingChunkerConfig(kind="heading", max_chars=80),
+        HeadingChunkerConfig(kind="heading", max_level=6, max_chars=80),
     ],
     ids=lambda c: c.kind,
 )
@@ -132,7 +132,7 @@ def test_every_kind_keeps_doc_id_position_heading_and_hash(cfg):
 
 
 def test_params_data_yaml_chunkers_load_and_para_400_is_kept(params):
-    assert params.data.chunkers["para-400"] == ChunkerConfig(max_chars=400)
+    assert params.data.chunkers["para-400"] == ParagraphChunkerConfig(kind="paragraph", max_chars=400)
     assert {c.kind for c in params.data.chunkers.values()} == set(CHUNKERS)
 
 

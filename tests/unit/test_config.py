@@ -113,3 +113,73 @@ def test_registry_name_must_not_be_empty(tmp_path):
 
     with pytest.raises(ConfigError, match=r"evaluation.yaml: registry.name"):
         load_params(_copy_params(tmp_path, edit))
+
+
+def _config_models():
+    import inspect
+
+    import components.config as config
+    from components.config.base import Strict
+
+    return [m for _, m in inspect.getmembers(config, inspect.isclass) if issubclass(m, Strict) and m is not Strict]
+
+
+# Alternatives of one choice: exactly one is given, the others are absent (validated), so None is no stand-in value.
+ONE_OF = {
+    "EmbedderConfig": {"package", "path"},
+    "BaseModelConfig": {"package", "gguf_file", "path"},
+    "SearchDim": {"choice", "grid", "loguniform", "uniform"},
+}
+
+
+def test_no_config_field_has_a_default_in_code():
+    with_default = [
+        f"{model.__name__}.{name}"
+        for model in _config_models()
+        for name, field in model.model_fields.items()
+        if not field.is_required() and name not in ONE_OF.get(model.__name__, set())
+    ]
+    assert with_default == [], "params/ is the only source of values: give these no default"
+
+
+def test_each_adapter_is_the_shared_defaults_plus_its_delta(tmp_path):
+    params = load_params(REPO / "params")
+    defaults = params.finetune.adapter_defaults
+    raft, lora = params.finetune.adapter("raft-r8-qv"), params.finetune.adapter("lora-r8-qv")
+    assert (raft.max_length, raft.batch_size) == (384, 1)  # its delta
+    assert (lora.max_length, lora.batch_size) == (defaults["max_length"], defaults["batch_size"])
+    assert raft.r == lora.r == defaults["r"]
+
+    def edit(name, data):
+        if name == "finetune":
+            data["adapter_defaults"]["r"] = 16
+            data["adapters"][1]["r"] = 4
+
+    edited = load_params(_copy_params(tmp_path, edit))
+    assert [a.r for a in edited.finetune.adapters] == [16, 4]
+
+
+def test_each_retriever_is_the_shared_defaults_plus_its_delta():
+    params = load_params(REPO / "params")
+    by_name = {r.name: r for r in params.retrieval.retrievers}
+    assert by_name["fulltext-k3"].mode == "fulltext" and by_name["vector-minilm-k3"].mode == "vector"
+    assert by_name["hybrid-rrf-k3"].top_k == params.retrieval.retriever_defaults["top_k"]
+
+
+def test_a_typo_in_the_shared_defaults_is_refused_for_every_variant(tmp_path):
+    def edit(name, data):
+        if name == "finetune":
+            data["adapter_defaults"]["learning_rat"] = 0.1
+
+    with pytest.raises(ConfigError) as err:
+        load_params(_copy_params(tmp_path, edit))
+    assert "adapters.0.learning_rat" in str(err.value) and "adapters.1.learning_rat" in str(err.value)
+
+
+def test_a_missing_value_is_named_not_filled_in(tmp_path):
+    def edit(name, data):
+        if name == "evaluation":
+            del data["statistics"]["confidence"]
+
+    with pytest.raises(ConfigError, match=r"evaluation.yaml: statistics.confidence: Field required"):
+        load_params(_copy_params(tmp_path, edit))

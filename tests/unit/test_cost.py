@@ -3,7 +3,7 @@ import math
 import pytest
 
 from components.config import CostConfig
-from components.cost import NEVER, CellCost, break_even, cell_cost, fixed_seconds, format_volume
+from components.decision.cost import NEVER, CellCost, break_even, cell_cost, fixed_seconds, format_volume
 
 CFG = CostConfig(cpu_hour=3.6, per_1k_tokens=0.5, query_volume=1000)
 

@@ -1,9 +1,11 @@
 import pandas as pd
 
-from components.config import CostConfig, StatisticsConfig
-from components.decision import break_even_table, complementarity, decision_table, recommend
+from components.config import CostConfig
+from components.decision.complementarity import complementarity
+from components.decision.table import break_even_table, decision_table, recommend
+from tests.conftest import PARAMS, like
 
-STATS = StatisticsConfig(resamples=300, seed=0)
+STATS = like(PARAMS.evaluation.statistics, resamples=300, seed=0)
 COST = CostConfig(cpu_hour=3.6, per_1k_tokens=0.0, query_volume=1000)
 TRAIN = {"lora": {"wall_time_s": 500.0, "workers": 2}}
 
@@ -87,3 +89,19 @@ def test_few_questions_add_a_caution_but_keep_the_rule():
     enough = recommend(table, "f1", STATS.model_copy(update={"min_questions": 10}), COST, questions=10)
     assert not enough["few_questions"] and "Caution" not in enough["text"]
     assert enough["cell"] == few["cell"]
+
+
+def test_pareto_front_keeps_the_cells_no_other_beats_on_both_axes():
+    from components.decision.table import pareto_front
+
+    table = pd.DataFrame(
+        {
+            "cell": ["cheap-bad", "dear-good", "dominated", "tie-cost", "best-of-both"],
+            "mean": [0.1, 0.9, 0.5, 0.1, 0.9],
+            "cost": [1.0, 5.0, 6.0, 1.0, 5.0],
+        }
+    )
+    front = pareto_front(table, "mean", "cost")
+    # dominated is worse and dearer than dear-good; equal points do not dominate each other
+    assert table["cell"][front].tolist() == ["cheap-bad", "dear-good", "tie-cost", "best-of-both"]
+    assert not pareto_front(pd.DataFrame({"mean": [0.2, 0.3], "cost": [2.0, 1.0]}), "mean", "cost")[0]

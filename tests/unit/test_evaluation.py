@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from components.evaluation import Cell, summarize
-from components.retrieval_metrics import METRICS, score_retrieval
+from components.evaluation.answer import Cell, summarize
+from components.retrieval.metrics import METRICS, score_retrieval
 
 
 def _rows(retrieved=None, gold=None, k=3):

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from components.config import SplitConfig
-from components.ingest import DataValidationError, InputError, ingest, normalize_text, seed_from_demo, split_questions
+from components.data.demo import seed_from_demo
+from components.data.ingest import DataValidationError, InputError, ingest, normalize_text
+from components.data.split import split_questions
 from tests.conftest import REPO, make_pdf, write_jsonl
 
 

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from components.config import SplitConfig
-from components.errors import DataValidationError, InputError
-from components.ingest import ingest_files, normalize_text
-from components.readers import DOC_READERS, SourceFile, html_to_text
+from components.data.errors import DataValidationError, InputError
+from components.data.ingest import ingest_files, normalize_text
+from components.data.readers import DOC_READERS, SourceFile, html_to_text
 
 SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2)
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)

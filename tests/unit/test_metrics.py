@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from components.metrics import load_metric
+from components.evaluation.metrics import load_metric
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from components.config import SplitConfig
-from components.ingest import ingest
-from components.rawdata import diff, discard, merge_qa, restore_raw, stage_raw, swap_raw, update_raw
+from components.data.ingest import ingest
+from components.data.rawdata import diff, discard, merge_qa, restore_raw, stage_raw, swap_raw, update_raw
 from tests.conftest import write_jsonl
 
 SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2)

@@ -2,8 +2,8 @@
 
 import json
 
-from components.errors import InputError
-from components.readers import (
+from components.data.errors import InputError
+from components.data.readers import (
     DOC_READERS,
     SourceFile,
     csv_records,

@@ -1,5 +1,9 @@
+import re
+
+import pytest
+
 from components.config import RetrieverConfig
-from components.retrieval import RERANKERS, SEARCH_MODES, Hit, rrf_fuse
+from components.retrieval.search import RERANKERS, SEARCH_MODES, Hit, rrf_fuse
 
 
 def _hits(*chunk_ids: str) -> list[Hit]:
@@ -50,3 +54,17 @@ def test_every_configurable_mode_and_reranker_has_a_strategy():
     modes = RetrieverConfig.model_fields["mode"].annotation.__args__
     assert set(SEARCH_MODES) == set(modes)
     assert set(RERANKERS) == {"none"}
+
+
+@pytest.mark.parametrize("pin", ["chunks__para_400__minilm", "t=", "=3", "t=x", "t=-1", "t=1.5"])
+def test_a_bad_table_pin_is_refused_naming_it(pin):
+    from components.retrieval.open import parse_versions
+
+    with pytest.raises(ValueError, match=f"expected TABLE=VERSION.*{re.escape(pin)}"):
+        parse_versions([pin])
+
+
+def test_table_pins_parse_to_versions():
+    from components.retrieval.open import parse_versions
+
+    assert parse_versions(["a=4", "b=0"]) == {"a": 4, "b": 0}

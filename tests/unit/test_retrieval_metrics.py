@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from components.retrieval_metrics import (
+from components.retrieval.metrics import (
     METRICS,
     hit_rate,
     latency_summary,

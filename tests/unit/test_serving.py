@@ -1,7 +1,9 @@
 import pandas as pd
 import pytest
 
-from components.serving import Bundle, _questions, bundle_files, bundle_hash, dir_hash, make_bundle
+from components.io import dir_hash
+from components.serving.bundle import Bundle, bundle_files, bundle_hash, make_bundle
+from components.serving.model import _questions
 
 
 def _bundle(params, retriever=True) -> Bundle:
@@ -12,7 +14,8 @@ def _bundle(params, retriever=True) -> Bundle:
         params.retrieval.embedders,
         "/idx" if retriever else None,
         4 if retriever else None,
-        params.evaluation,
+        params.evaluation.prompts,
+        params.evaluation.generation,
         "abc",
     )
 
@@ -26,7 +29,14 @@ def test_bundle_references_the_index_table_version_and_embedder(params):
     assert closed.cell == "lora-r8-qv+none" and closed.embedder is None and closed.index_uri is None
     with pytest.raises(ValueError, match="table version"):
         make_bundle(
-            "base", params.retrieval.retrievers[0], params.retrieval.embedders, "/idx", None, params.evaluation, "abc"
+            "base",
+            params.retrieval.retrievers[0],
+            params.retrieval.embedders,
+            "/idx",
+            None,
+            params.evaluation.prompts,
+            params.evaluation.generation,
+            "abc",
         )
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import StatisticsConfig
-from components.statistics import bootstrap, choose, per_question
+from components.decision.statistics import bootstrap, choose, per_question
+from tests.conftest import PARAMS, like
 
-CFG = StatisticsConfig(resamples=500, seed=1)
+CFG = like(PARAMS.evaluation.statistics, resamples=500, seed=1)
 
 
 def _rows(scores: dict[str, list[float]]) -> pd.DataFrame:

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.train_step import (
+from components.training.train_step import (
     IGNORE_INDEX,
     bucketed_order,
     collate,

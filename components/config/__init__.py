@@ -1,0 +1,86 @@
+"""Typed configuration built from ``params/*.yaml``: one module per params file, :func:`load_params` to read them."""
+
+from components.config.base import ConfigError
+from components.config.data import (
+    AnyChunkerConfig,
+    DataConfig,
+    HeadingChunkerConfig,
+    ParagraphChunkerConfig,
+    Paths,
+    SentenceChunkerConfig,
+    SplitConfig,
+    TokenChunkerConfig,
+)
+from components.config.evaluation import (
+    CostConfig,
+    DrillConfig,
+    EvaluationConfig,
+    GenerationConfig,
+    PromptConfig,
+    RegistryConfig,
+    StatisticsConfig,
+)
+from components.config.finetune import (
+    INTEGER_HYPERPARAMETERS,
+    AdapterConfig,
+    AnySource,
+    BaseModelConfig,
+    CorpusSource,
+    FinetuneConfig,
+    QASource,
+    RaftSource,
+    RayConfig,
+    SearchDim,
+    SweepConfig,
+)
+from components.config.params import PARAM_FILES, Params, load_params
+from components.config.retrieval import (
+    AVAILABLE_RERANKERS,
+    EmbedderConfig,
+    IndexSettings,
+    RayEmbeddingConfig,
+    RetrievalConfig,
+    RetrieverConfig,
+)
+from components.config.view import UndeclaredParamError, restrict
+
+__all__ = [
+    "AVAILABLE_RERANKERS",
+    "INTEGER_HYPERPARAMETERS",
+    "PARAM_FILES",
+    "AdapterConfig",
+    "AnyChunkerConfig",
+    "AnySource",
+    "BaseModelConfig",
+    "ConfigError",
+    "CorpusSource",
+    "CostConfig",
+    "DataConfig",
+    "DrillConfig",
+    "EmbedderConfig",
+    "EvaluationConfig",
+    "FinetuneConfig",
+    "GenerationConfig",
+    "HeadingChunkerConfig",
+    "IndexSettings",
+    "ParagraphChunkerConfig",
+    "Params",
+    "Paths",
+    "PromptConfig",
+    "QASource",
+    "RaftSource",
+    "RayConfig",
+    "RayEmbeddingConfig",
+    "RegistryConfig",
+    "RetrievalConfig",
+    "RetrieverConfig",
+    "SearchDim",
+    "SentenceChunkerConfig",
+    "SplitConfig",
+    "StatisticsConfig",
+    "SweepConfig",
+    "TokenChunkerConfig",
+    "UndeclaredParamError",
+    "load_params",
+    "restrict",
+]

@@ -1,0 +1,90 @@
+"""The champion as one MLflow pyfunc model: base LLM + adapter + retriever, answering questions.
+
+Besides ``components.tracking``, the one module that imports mlflow, and only ``mlflow.pyfunc``:
+:class:`RagtuneModel` must subclass ``mlflow.pyfunc.PythonModel``. Registering, tagging and
+downloading stay in ``components.tracking``; what a version bundles is in
+:mod:`components.serving.bundle` (see docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+from components.serving.bundle import Bundle
+
+logger = logging.getLogger(__name__)
+
+
+def _questions(model_input) -> list[str]:
+    """The questions of a DataFrame with a ``question`` column, a list of strings or one string."""
+    if isinstance(model_input, pd.DataFrame):
+        if "question" not in model_input.columns:
+            raise ValueError(f"input needs a 'question' column, got columns {list(model_input.columns)}")
+        return [str(q) for q in model_input["question"]]
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, list | tuple) and all(isinstance(q, str) for q in model_input):
+        return list(model_input)
+    raise ValueError(f"expected a DataFrame with a 'question' column or a list of strings, got {type(model_input)}")
+
+
+class RagtuneModel(mlflow.pyfunc.PythonModel):
+    """A grid cell as a pyfunc: ``predict`` takes questions and returns answers (+ retrieved doc ids).
+
+    Artifacts: ``bundle`` (bundle.json) and, with an adapter, ``adapter`` (the adapter folder).
+    """
+
+    def load_context(self, context) -> None:
+        """Load the bundle, fetch the base model by reference, merge the adapter, open the index."""
+        from components import tracking
+        from components.llm.models import load_model, load_tokenizer
+
+        self.bundle = Bundle.model_validate_json(Path(context.artifacts["bundle"]).read_text(encoding="utf-8"))
+        base_dir = tracking.download(self.bundle.base_model_uri)
+        adapter = context.artifacts.get("adapter")
+        self.model = load_model(base_dir, Path(adapter) if adapter else None)
+        self.tokenizer = load_tokenizer(base_dir)
+        self.retriever = open_retriever(self.bundle) if self.bundle.retriever is not None else None
+        logger.info("loaded %s", self.bundle.cell)
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        """One row per question: ``answer``, and ``retrieved_doc_ids`` when the model retrieves."""
+        return answer(self.model, self.tokenizer, self.retriever, self.bundle, _questions(model_input))
+
+
+def open_retriever(bundle: Bundle):
+    """The bundle's retriever on its LanceDB table, pinned at the table version it was evaluated on."""
+    import lancedb
+
+    from components.retrieval.embedding import Embedder
+    from components.retrieval.index import open_table_at
+    from components.retrieval.search import Retriever
+
+    refs = (bundle.index_uri, bundle.index_table, bundle.index_version, bundle.embedder)
+    if any(ref is None for ref in refs):
+        raise ValueError(f"bundle {bundle.cell!r} has a retriever but no index reference or embedder")
+    table = open_table_at(lancedb.connect(bundle.index_uri), bundle.index_table, bundle.index_version)
+    return Retriever(bundle.retriever, table, Embedder(bundle.embedder))
+
+
+def answer(model, tokenizer, retriever, bundle: Bundle, questions: list[str]) -> pd.DataFrame:
+    """Answer ``questions`` the way the bundle's grid cell did (same prompts, same greedy decoding)."""
+    from components.llm.generation import chat_prompt, generate, user_message
+
+    hits = retriever.search(questions)[0] if retriever is not None else None
+    prompts = [
+        chat_prompt(
+            tokenizer,
+            bundle.prompts.system,
+            user_message(bundle.prompts, q, None if hits is None else [h.text for h in hits[i]]),
+        )
+        for i, q in enumerate(questions)
+    ]
+    out = pd.DataFrame({"answer": [g.answer for g in generate(model, tokenizer, prompts, bundle.generation)]})
+    if hits is not None:
+        out["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
+    return out

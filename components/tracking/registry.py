@@ -1,0 +1,124 @@
+"""The MLflow model registry: store a base model once, register pyfunc versions by content hash, move aliases.
+
+A plain adapter over MLflow: it knows nothing of ragtune's bundles. ``components.serving`` builds
+what a version holds and calls these functions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+
+import mlflow
+import mlflow.artifacts
+import mlflow.pyfunc
+from mlflow.tracking import MlflowClient
+
+from components.tracking.runs import flat
+
+logger = logging.getLogger(__name__)
+
+BASE_MODEL_ARTIFACT = "base_model"
+SERVING_PACKAGES = ("mlflow", "torch", "transformers", "peft", "lancedb", "sentence-transformers", "pandas", "pydantic")
+HASH_TAG = "ragtune.bundle_hash"
+
+
+def download(uri: str) -> Path:
+    """A local copy of the artifacts at ``uri`` (``runs:/...``, ``models:/...`` or a store URI)."""
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+
+
+def ensure_base_model(base_dir: Path, base_hash: str, tags: dict[str, str] | None = None) -> str:
+    """Store the base model's files once per content hash; return their ``runs:/`` URI.
+
+    The base model (~540 MB float32) is the heavy part of every model version, and it rarely
+    changes: one run of kind ``base-model`` per hash holds it, and every version refers to it.
+    """
+    found = mlflow.search_runs(
+        filter_string=f"tags.`ragtune.kind` = 'base-model' and tags.`ragtune.base_model_hash` = '{base_hash}'",
+        search_all_experiments=True,
+        output_format="list",
+    )
+    if found:
+        return f"runs:/{found[0].info.run_id}/{BASE_MODEL_ARTIFACT}"
+    run_tags = {**(tags or {}), "ragtune.kind": "base-model", "ragtune.base_model_hash": base_hash}
+    with mlflow.start_run(run_name=f"base-model-{base_hash[:12]}", tags=run_tags) as run:
+        mlflow.log_artifacts(str(base_dir), BASE_MODEL_ARTIFACT)
+    logger.info("stored the base model %s in run %s", base_hash[:12], run.info.run_id)
+    return f"runs:/{run.info.run_id}/{BASE_MODEL_ARTIFACT}"
+
+
+def find_version(name: str, content_hash: str):
+    """The version of registered model ``name`` tagged with ``content_hash``, or None."""
+    client = MlflowClient()
+    if client.search_registered_models(filter_string=f"name = '{name}'") == []:
+        return None
+    for version in client.search_model_versions(filter_string=f"name = '{name}'"):
+        if version.tags.get(HASH_TAG) == content_hash:
+            return version
+    return None
+
+
+def requirements() -> list[str]:
+    """Pinned requirements of the serving environment (given, so MLflow does not load the model to infer them)."""
+    pins = []
+    for name in SERVING_PACKAGES:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def register_pyfunc(
+    name: str,
+    content_hash: str,
+    python_model,
+    artifacts_fn,
+    code_paths: list[str],
+    params: dict,
+    version_tags: dict[str, str],
+    run_tags: dict[str, str],
+) -> tuple[object, bool]:
+    """Register a pyfunc as a version of ``name``, unless a version with ``content_hash`` exists.
+
+    Args:
+        artifacts_fn: called with a temporary folder only when a new version is logged; returns the
+            pyfunc's artifacts (name -> local path).
+
+    Returns:
+        The model version and whether it was created (False: the existing one was reused).
+    """
+    import tempfile
+
+    version = find_version(name, content_hash)
+    if version is not None:
+        return version, False
+    tags = {**version_tags, HASH_TAG: content_hash}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mlflow.start_run(run_name=f"register-{name}", tags={**run_tags, "ragtune.kind": "register", **tags}),
+    ):
+        mlflow.log_params(flat(params))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            artifacts=artifacts_fn(Path(tmp)),
+            code_paths=code_paths,
+            pip_requirements=requirements(),
+        )
+    return mlflow.register_model(info.model_uri, name, tags=tags), True
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point ``name@alias`` at ``version``."""
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def alias_version(name: str, alias: str):
+    """The version ``name@alias`` points at, or None when the model or the alias does not exist."""
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None

@@ -1,0 +1,186 @@
+"""LoRA fine-tuning with Ray Train: the driver that plans, starts and collects one adapter's run.
+
+The run is named after the adapter and a fingerprint of its config and data, so re-running an
+interrupted ``ragtune finetune`` with the same storage resumes from the latest checkpoint.
+``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from components.config import AdapterConfig, RayConfig
+from components.training.worker import STATE_FILE, train_loop_per_worker
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def plan_steps(n_examples: int, cfg: AdapterConfig, world_size: int) -> int:
+    """Optimiser steps: full epochs over the data, capped by ``max_steps``.
+
+    One step consumes ``batch_size * grad_accum`` examples on each of ``world_size`` workers.
+    """
+    per_epoch = math.ceil(n_examples / (cfg.batch_size * cfg.grad_accum * world_size))
+    total = per_epoch * cfg.epochs
+    return min(total, cfg.max_steps) if cfg.max_steps else total
+
+
+def fingerprint(examples: list[dict], cfg: AdapterConfig, ray_cfg: RayConfig, base_dir: Path) -> str:
+    """Hash of everything that decides the trained weights: same hash, same run (so it can resume)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([cfg.model_dump(mode="json"), ray_cfg.num_workers, str(base_dir.resolve())]).encode())
+    for e in examples:
+        h.update(json.dumps([e["input_ids"], e["labels"]]).encode())
+    return h.hexdigest()[:12]
+
+
+def ensure_ray(
+    ray_cfg: RayConfig, cluster_address: str | None, concurrent_runs: int = 1, state_api: bool = False
+) -> None:
+    """Join ``cluster_address`` (RAY_ADDRESS) or start a local Ray whose workers import this checkout.
+
+    A local Ray gets at least enough logical CPUs for ``concurrent_runs`` training runs at once,
+    each its workers plus one spare. ``state_api`` starts its dashboard process, which serves Ray's
+    state API: Ray Train's placement-group cleaner needs it to free the CPUs of a run whose driver
+    was killed (a sweep trial stopped early); a plain ``fit`` frees them itself.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if cluster_address:
+        ray.init()  # Ray reads RAY_ADDRESS itself
+    else:
+        needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
+        # Workers get this repository on PYTHONPATH, so they import the same `components` as the
+        # driver (a git worktree would otherwise load whichever copy is installed).
+        ray.init(
+            num_cpus=max(needed, os.cpu_count() or 1),
+            include_dashboard=state_api,
+            dashboard_host="127.0.0.1",
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+        )
+
+
+def make_trainer(
+    examples: list[dict],
+    base_dir: Path,
+    cfg: AdapterConfig,
+    ray_cfg: RayConfig,
+    storage_dir: Path,
+    run_name: str,
+    steps: int,
+    stop_after: int | None = None,
+    eval_examples: list[dict] | None = None,
+    eval_every: int | None = None,
+    callbacks: list | None = None,
+    report_every: int | None = None,
+):
+    """The Ray Train ``TorchTrainer`` for one adapter run of ``steps`` steps, stored under ``run_name``.
+
+    Workers report metrics every ``report_every`` steps (default: about 20 reports per run), at
+    checkpoints, at held-out evaluations and at the end.
+    """
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "adapter": cfg.model_dump(mode="json"),
+            "base_dir": str(base_dir.resolve()),
+            "examples": examples,
+            "steps": steps,
+            "threads": ray_cfg.cpus_per_worker,
+            "report_every": report_every or max(1, steps // 20),
+            "stop_after": stop_after,
+            "run_dir": str(storage_dir.resolve() / run_name),
+            "eval_examples": eval_examples or [],
+            "eval_every": eval_every,
+        },
+        torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=ray_cfg.num_workers,
+            use_gpu=ray_cfg.use_gpu,
+            resources_per_worker={"CPU": ray_cfg.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            storage_path=str(storage_dir.resolve()),
+            name=run_name,
+            failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
+            callbacks=callbacks,
+        ),
+    )
+
+
+def train_adapter(
+    examples: list[dict],
+    base_dir: Path,
+    cfg: AdapterConfig,
+    ray_cfg: RayConfig,
+    out_dir: Path,
+    storage_dir: Path,
+    cluster_address: str | None = None,
+    stop_after: int | None = None,
+    eval_examples: list[dict] | None = None,
+    eval_every: int | None = None,
+) -> dict:
+    """Train one LoRA adapter with Ray Train and copy it to ``out_dir``.
+
+    The run lives in ``storage_dir/<adapter>-<fingerprint>``: starting the same adapter on the same
+    data again resumes from its latest checkpoint (or returns at once if it had finished).
+    ``stop_after`` ends this call after that many steps (counted from the start of the run) with a
+    checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
+    the planned total. With ``eval_examples`` the loss on them is measured every ``eval_every``
+    steps and at the end (``dev_loss``).
+
+    Returns:
+        Training metrics: step, final loss, tokens/s, wall time, peak memory, per-step history.
+    """
+    if not examples:
+        raise ValueError(f"adapter {cfg.name!r}: no training examples")
+    ensure_ray(ray_cfg, cluster_address)
+    steps = plan_steps(len(examples), cfg, ray_cfg.num_workers)
+    run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir)}"
+    logger.info(
+        "training %s: %d examples, %d steps on %d worker(s), run %s",
+        cfg.name,
+        len(examples),
+        steps,
+        ray_cfg.num_workers,
+        run_name,
+    )
+    trainer = make_trainer(
+        examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples, eval_every
+    )
+    start = time.perf_counter()
+    result = trainer.fit()
+    wall = time.perf_counter() - start
+    if result.checkpoint is None:
+        raise RuntimeError(f"adapter {cfg.name!r}: training finished without a checkpoint")
+    with result.checkpoint.as_directory() as ckpt:
+        shutil.copytree(ckpt, out_dir, dirs_exist_ok=True)
+    (out_dir / STATE_FILE).unlink(missing_ok=True)  # optimiser state stays in the run's storage
+    metrics = dict(result.metrics)
+    metrics.update(
+        {
+            "wall_time_s": wall,
+            "examples": len(examples),
+            "workers": ray_cfg.num_workers,
+            "planned_steps": steps,
+            "run_name": run_name,
+        }
+    )
+    logger.info(
+        "trained %s in %.0f s: loss %.3f, %.0f tokens/s", cfg.name, wall, metrics["loss"], metrics["tokens_per_s"]
+    )
+    return metrics

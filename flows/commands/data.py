@@ -1,0 +1,99 @@
+"""``ragtune data check`` and ``ragtune data add``: validate new data, then version it with DVC.
+
+Wiring only: the checks live in ``components.data.ingest``, the merge/replace/swap logic in
+``components.data.rawdata``; this module resolves paths, calls DVC and prints.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from components.data.errors import DataValidationError
+from flows.common import params, root
+
+if TYPE_CHECKING:
+    from components.data.ingest import IngestResult
+
+data_app = typer.Typer(help="Check new documents and questions, and add them to data/raw (DVC-tracked).")
+
+DOCS_OPTION = typer.Option(..., "--docs", help="folder of documents (md, txt, html, pdf, jsonl; sub-folders kept)")
+QA_OPTION = typer.Option(..., "--qa", help="QA file: .jsonl or .csv (schema in data/README.md)")
+
+
+def _fail(exc: DataValidationError) -> typer.Exit:
+    typer.secho(str(exc), fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def _summary(result: IngestResult) -> str:
+    r = result.report
+    formats = ", ".join(f"{k.removeprefix('documents_')} {v}" for k, v in r.items() if k.startswith("documents_"))
+    dupes = ", ".join(f"{a} = {b}" for a, b in sorted(result.duplicates.items())[:10])
+    more = f", ... (+{len(result.duplicates) - 10})" if len(result.duplicates) > 10 else ""
+    return "\n".join(
+        [
+            f"documents: {r['documents']} ({formats})",
+            f"duplicate documents dropped: {r['duplicate_documents_dropped']}" + (f" ({dupes}{more})" if dupes else ""),
+            f"questions: {r['questions']} (train {r['questions_train']}, dev {r['questions_dev']}, "
+            f"test {r['questions_test']})",
+            f"input: {r['input_files']} files, {_size(r['input_bytes'])}",
+        ]
+    )
+
+
+@data_app.command()
+def check(docs: Path = DOCS_OPTION, qa: Path = QA_OPTION) -> None:
+    """Validate a documents folder and a QA file with the ingest rules; write nothing."""
+    from components.data.ingest import ingest_paths
+
+    data = params().data
+    try:
+        result = ingest_paths(docs, qa, data.split, data.max_file_mb)
+    except DataValidationError as exc:
+        raise _fail(exc) from exc
+    typer.echo(_summary(result))
+    typer.echo("ok: no problems found (nothing was written)")
+
+
+@data_app.command()
+def add(
+    docs: Path = DOCS_OPTION,
+    qa: Path = QA_OPTION,
+    replace: bool = typer.Option(False, "--replace", help="make data/raw exactly these inputs instead of merging"),
+) -> None:
+    """Check the inputs, merge them into data/raw (or --replace it) atomically, then `dvc add` it."""
+    from components.data.rawdata import update_raw
+
+    data = params().data
+
+    def dvc_add() -> None:
+        cmd = [sys.executable, "-m", "dvc", "add", data.paths.raw]
+        proc = subprocess.run(cmd, cwd=root(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"`dvc add {data.paths.raw}` failed:\n{proc.stderr or proc.stdout}")
+
+    try:
+        update = update_raw(root() / data.paths.raw, docs, qa, data.split, data.max_file_mb, replace, dvc_add)
+    except DataValidationError as exc:
+        raise _fail(exc) from exc
+    except RuntimeError as exc:
+        typer.secho(f"{exc}\n{data.paths.raw} is unchanged", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    if not update.written:
+        typer.echo(f"nothing changed: {data.paths.raw} already holds these documents and questions")
+        return
+    typer.echo(_summary(update.result))
+    typer.echo(update.change.summary())
+    typer.echo(
+        f"{'replaced' if replace else 'merged into'} {data.paths.raw}; recorded in {data.paths.raw}.dvc "
+        f"(commit it with git; `dvc push` uploads the data)"
+    )

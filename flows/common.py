@@ -1,0 +1,105 @@
+"""What every command shares: the project root, its params and catalog, exit codes, the data version.
+
+A stage gets its params through :func:`stage`: a view that allows only the keys ``dvc.yaml``
+declares for that stage (``components.config.view``), so a stage cannot depend on a value DVC does
+not watch.
+
+Exit codes (the contract the Prefect flow's retry rule reads, see docs/operations.md):
+0 success; 1 a deterministic failure (bad input data, a bug, a refused gate); 2 bad params or
+usage; 3 a configured server did not answer; 75 a transient failure worth retrying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from components.catalog import Catalog
+from components.config import ConfigError, Params, load_params, restrict
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+EXIT_TRANSIENT = 75  # sysexits EX_TEMPFAIL
+
+
+def root() -> Path:
+    """The project: the current directory (dvc.yaml runs every stage there)."""
+    return Path.cwd()
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print ``message`` in red on stderr; the ``typer.Exit`` to raise."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def params(at: Path | None = None) -> Params:
+    """All of ``params/``; exit 2 with every bad key named."""
+    try:
+        return load_params((at or root()) / "params")
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from exc
+
+
+def declared_params(dvc_yaml: Path, stage: str) -> list[str]:
+    """The params keys dvc.yaml lists for ``stage``, dotted from the file stem (``evaluation.generation``)."""
+    with dvc_yaml.open(encoding="utf-8") as f:
+        stages = (yaml.safe_load(f) or {}).get("stages", {})
+    if stage not in stages:
+        raise KeyError(f"{dvc_yaml} has no stage {stage!r}")
+    keys = []
+    for entry in stages[stage].get("params", []):
+        items = entry.items() if isinstance(entry, dict) else [("params.yaml", [entry])]
+        for file, names in items:
+            keys += [f"{Path(file).stem}.{name}" for name in names]
+    return keys
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage's view of the project."""
+
+    name: str
+    root: Path
+    params: Any  # a restricted view of Params: only the keys dvc.yaml declares for the stage
+    catalog: Catalog
+
+
+def stage(name: str) -> Stage:
+    """The context of stage ``name`` (as dvc.yaml spells it) in the current project."""
+    here = root()
+    loaded = params(here)
+    if not (here / "dvc.yaml").is_file():
+        message = f"{here} has no dvc.yaml: run `ragtune {name.replace('_', '-')}` from the project's root"
+        raise fail(message, EXIT_CONFIG)
+    view = restrict(loaded, declared_params(here / "dvc.yaml", name), name)
+    return Stage(name, here, view, Catalog(here, loaded.data.paths))
+
+
+def data_version(project: Path, raw: str) -> str:
+    """DVC's hash of the raw data, as recorded by the last `ingest` in dvc.lock ("untracked" if none)."""
+    lock = project / "dvc.lock"
+    if not lock.is_file():
+        return "untracked"
+    with lock.open(encoding="utf-8") as f:
+        stages = (yaml.safe_load(f) or {}).get("stages", {})
+    for dep in stages.get("ingest", {}).get("deps", []):
+        if dep.get("path") == raw:
+            return str(dep.get("md5", "untracked"))
+    return "untracked"
+
+
+@contextlib.contextmanager
+def exits_on(*errors: type[BaseException], code: int = EXIT_FAILED, hint: str = "") -> Iterator[None]:
+    """Turn the expected ``errors`` of a command into a red message and exit ``code`` (no traceback)."""
+    try:
+        yield
+    except errors as exc:
+        raise fail(f"{exc}{hint}", code) from exc

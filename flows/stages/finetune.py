@@ -1,0 +1,63 @@
+"""``ragtune finetune``: train every LoRA adapter with Ray Train; one MLflow training run per adapter.
+
+An interrupted run resumes: run it again with the same params and data, and each adapter continues
+from the latest checkpoint under data/models/ray/<adapter>-<fingerprint>. Registering the adapters
+in the model registry is the ``register`` stage's work.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from flows.common import data_version, stage
+
+
+def main() -> None:
+    """Train every LoRA adapter in params/finetune.yaml with Ray Train; one MLflow run per adapter."""
+    import os
+
+    from components import tracking
+    from components.catalog import artifacts
+    from components.catalog.artifacts import AdapterTraining, FinetuneFile
+    from components.io import atomic_path
+    from components.llm.models import load_tokenizer
+    from components.training.examples import build_examples
+    from components.training.inputs import load_inputs
+    from components.training.trainer import train_adapter
+
+    s = stage("finetune")
+    p, c = s.params, s.catalog
+    inputs = load_inputs(c, p.finetune.adapters, p.retrieval)
+    tokenizer = load_tokenizer(c.base_model)
+    tracking.setup(s.root, p.evaluation.experiment)
+    tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
+    results = {}
+    with atomic_path(c.adapters) as out:
+        out.mkdir()
+        for adapter in p.finetune.adapters:
+            examples = build_examples(inputs, tokenizer, adapter, p.evaluation.prompts)
+            metrics = train_adapter(
+                examples,
+                c.base_model,
+                adapter,
+                p.finetune.ray,
+                out / adapter.name,
+                c.ray_storage,
+                cluster_address=os.environ.get("RAY_ADDRESS"),
+            )
+            tokenizer.save_pretrained(out / adapter.name)
+            run_params = {
+                "adapter": adapter.model_dump(mode="json"),
+                "ray": p.finetune.ray.model_dump(),
+                "base_model": p.finetune.base_model.name,
+                "examples": len(examples),
+            }
+            history = metrics.pop("history", [])
+            run_id = tracking.log_training(adapter.name, run_params, history, metrics, tags)
+            results[adapter.name] = AdapterTraining.from_run(metrics, run_id)
+            typer.echo(
+                f"{adapter.name}: {metrics['step']} steps, loss {metrics['loss']:.3f}, "
+                f"{metrics['tokens_per_s']:.0f} tokens/s, {metrics['wall_time_s']:.0f} s, "
+                f"peak {metrics['peak_memory_mb']:.0f} MB (MLflow run {run_id})"
+            )
+    artifacts.write(FinetuneFile(results), c.metrics("finetune"))

@@ -1,0 +1,136 @@
+"""The whole pipeline through its real entry point (`ragtune run`) on a tiny slice of the demo.
+
+Real Prefect (ephemeral API), DVC, Ray Train (2 workers, 2 steps), LanceDB, MLflow (sqlite) and the
+packaged SmolLM2 and MiniLM; the test reads the results back through MLflow's API.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.tiny_project import build_tiny_project, edit_yaml, project_env, ragtune_cmd, sh
+
+IN_GRID = ("vector-minilm-k3", "hybrid-rrf-k3")  # the tiny project's evaluation.grid_retrievers
+
+
+EXTRA_STAGE = {  # a stage a team adds to dvc.yaml: `ragtune run` must run it with no other change
+    "cmd": "python -c \"import json; print(json.load(open('data/metrics/best.json'))['best']['cell'])\" > extra.txt",
+    "deps": ["data/metrics/best.json"],
+    "outs": [{"extra.txt": {"cache": False}}],
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, base_model_dir) -> Path:
+    """A throw-away ragtune project: the repo's code and params, a tiny raw folder, git and DVC, one extra stage."""
+    root = build_tiny_project(tmp_path_factory.mktemp("project"), base_model_dir, grid_retrievers=IN_GRID)
+    edit_yaml(root / "dvc.yaml", lambda d: d["stages"].update(extra=EXTRA_STAGE))
+    return root
+
+
+def _ragtune(project: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(ragtune_cmd(*args), cwd=project, env=project_env(project), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    return proc
+
+
+def _runs(project: Path):
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns.db'}")
+    try:
+        return mlflow.search_runs(search_all_experiments=True)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
+    first = _ragtune(project, "run")
+    assert (
+        "stages run: ingest, model, index, retrieval_eval, finetune, evaluate, select, register, extra" in first.stdout
+    )
+    # the added stage ran after the one it depends on, and wrote what it was asked to
+    assert (project / "extra.txt").read_text().strip() == json.loads((project / "data/metrics/best.json").read_text())[
+        "best"
+    ]["cell"]
+
+    runs = _runs(project)
+    parents = runs[runs["tags.ragtune.kind"] == "pipeline"]
+    cells = runs[runs["tags.ragtune.kind"] == "cell"]
+    assert len(parents) == 1
+    parent_id = parents.iloc[0]["run_id"]
+    assert set(cells["tags.mlflow.parentRunId"]) == {parent_id}
+    retrievers = ["vector-minilm-k3", "fulltext-k3", "hybrid-rrf-k3"]
+    assert sorted(cells["tags.ragtune.cell"]) == sorted(
+        f"{model}+{retriever}" for model in ("base", "lora-r8-qv", "raft-r8-qv") for retriever in ["none", *IN_GRID]
+    )
+    for _, cell in cells.iterrows():
+        assert cell["params.base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert cell["params.prompt_template"]
+        assert 0.0 <= cell["metrics.exact_match"] <= cell["metrics.f1"] <= 1.0
+        assert cell["metrics.questions"] == 4
+        rag = cell["params.retriever"] != "none"
+        assert cell["params.top_k"] == ("3" if rag else "0")
+        assert (cell["metrics.recall_at_k"] >= 0.0) if rag else pd_isna(cell.get("metrics.recall_at_k"))
+        if cell["params.model"] != "base":
+            assert cell["params.adapter.r"] == "8" and cell["metrics.train_steps"] == 2
+    training = runs[runs["tags.ragtune.kind"] == "training"]  # one run per adapter, per-step loss logged
+    assert sorted(training["tags.mlflow.runName"]) == ["lora-r8-qv", "raft-r8-qv"]
+    assert (training["metrics.step"] == 2).all() and (training["metrics.peak_memory_mb"] > 0).all()
+    # retrieval on this tiny corpus finds the gold country document
+    rag_cells = cells[cells["params.retriever"] != "none"]
+    assert (rag_cells["metrics.recall_at_k"] >= 0.75).all()
+    assert (rag_cells["metrics.mrr_at_k"] > 0).all() and (rag_cells["metrics.ndcg_at_k"] > 0).all()
+    assert rag_cells["params.index_table_version"].notna().all()
+
+    # retrieval-eval: its own parent run, one child per retriever with dev and test metrics
+    retrieval = runs[runs["tags.ragtune.kind"] == "retrieval"]
+    retrieval_children = retrieval[retrieval["tags.mlflow.parentRunId"].notna()]
+    assert sorted(retrieval_children["params.retrieval.name"]) == sorted(retrievers)
+    assert (retrieval_children["metrics.test_recall_at_k"] >= 0.75).all()
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    raw_md5 = next(d["md5"] for d in lock["stages"]["ingest"]["deps"] if d["path"] == "data/raw")
+    assert set(runs["tags.ragtune.data_version"].dropna()) == {raw_md5}
+    commit = sh("git", "rev-parse", "HEAD", cwd=project).stdout.strip()
+    assert set(runs["tags.ragtune.git_commit"].dropna()) <= {commit, f"{commit}-dirty"}
+
+    board = (project / "reports" / "leaderboard.md").read_text()
+    assert board.count("| lora-r8-qv+") == 3 and board.count("| raft-r8-qv+") == 3 and board.count("| base+") == 3
+    # every retriever, in the grid or not, is on the leaderboard's retrieval table
+    assert all(f"| {name} |" in board for name in retrievers)
+    best_cell = parents.iloc[0]["tags.ragtune.best_cell"]
+    assert f"Best: **{best_cell}**" in board and board in first.stdout
+
+    # the winning cell is the champion of the registry, and every adapter is a model version
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns.db'}")
+    try:
+        client = mlflow.MlflowClient()
+        champion = client.get_model_version_by_alias("ragtune-qa", "champion")
+        assert str(champion.version) == "1"
+        for adapter in ("lora-r8-qv", "raft-r8-qv"):
+            assert client.search_model_versions(f"name = 'ragtune-adapter-{adapter}'")
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    second = _ragtune(project, "run")
+    assert "stages run: none" in second.stdout
+    assert len(_runs(project)) == len(runs)
+
+    # changing only an evaluation param re-runs evaluation and selection, not training
+    edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
+    third = _ragtune(project, "run")
+    # the new best.json names a new run, so the champion is re-registered (the same bundle reuses its version)
+    rerun = "stages run: evaluate, select, register, extra; skipped: ingest, model, index, retrieval_eval, finetune"
+    assert rerun in third.stdout
+    assert (_runs(project)["tags.ragtune.kind"] == "pipeline").sum() == 2
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return value is None or pd.isna(value)

@@ -1,0 +1,101 @@
+"""select and compare through the CLI on a constructed grid, with a real sqlite MLflow store."""
+
+import shutil
+
+import mlflow
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from components import tracking
+from components.catalog import artifacts
+from components.catalog.artifacts import AdapterTraining, CellRecord, CellsFile, FinetuneFile, IndexFile, RetrievalFile
+from flows.cli import app
+from tests.conftest import REPO
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SCORES = {  # per-question f1 of 12 questions: base+vec clearly best
+    "base+none": [0.0] * 12,
+    "base+vec": [1.0] * 10 + [0.0] * 2,
+    "lora+none": [1.0, 1.0, 0.0, 0.0] * 3,
+    "lora+vec": [1.0] * 6 + [0.0] * 6,
+}
+
+
+def _training(**values) -> AdapterTraining:
+    fields = dict(step=10, planned_steps=10, loss=1.0, tokens_per_s=100.0, train_time_s=60.0, trainable_params=1000)
+    fields.update(peak_memory_mb=900.0, restarts=0, resumed_at=[], examples=40, run_name="lora-x", mlflow_run_id="r")
+    return AdapterTraining(**{**fields, **values})
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    tracking.setup(tmp_path, "ragtune")
+    parent = tracking.start_parent("pipeline-test", {"evaluation": {"main_metric": "f1"}}, {})
+    cells, rows = [], []
+    for name, scores in SCORES.items():
+        model, retriever = name.split("+")
+        frame = pd.DataFrame(
+            {"qa_id": [f"q{i:02d}" for i in range(12)], "question": [f"question {i}" for i in range(12)], "f1": scores}
+        )
+        metrics = {
+            "f1": float(frame["f1"].mean()),
+            "exact_match": float(frame["f1"].mean()),
+            "latency_p50_s": 1.0 if retriever == "none" else 2.0,
+            "latency_p95_s": 3.0,
+            "prompt_tokens_mean": 50.0,
+            "completion_tokens_mean": 5.0,
+            "questions": 12,
+        }
+        run_id = tracking.log_cell(parent, name, {"model": model, "retriever": retriever}, metrics, frame, {})
+        cells.append(CellRecord(cell=name, model=model, retriever=retriever, run_id=run_id, metrics=metrics))
+        rows.append(frame.assign(cell=name))
+    (tmp_path / "data" / "eval").mkdir(parents=True)
+    pd.concat(rows).to_parquet(tmp_path / "data" / "eval" / "predictions.parquet")
+    grid = CellsFile(parent_run_id=parent, experiment_id="0", split="dev", questions=12, cells=cells)
+    artifacts.write(grid, tmp_path / "data" / "eval" / "cells.json")
+    metrics = tmp_path / "data" / "metrics"
+    artifacts.write(FinetuneFile({"lora": _training(wall_time_s=3600, workers=2)}), metrics / "finetune.json")
+    artifacts.write(IndexFile({}), metrics / "index.json")  # index build time: none recorded, counted as 0
+    artifacts.write(RetrievalFile(parent_run_id=parent, retrievers={}), metrics / "retrieval.json")
+    yield tmp_path, parent
+    mlflow.set_tracking_uri(None)
+
+
+def test_select_writes_the_report_and_compare_reads_it_back(project):
+    root, parent = project
+    result = CliRunner().invoke(app, ["select"])
+    assert result.exit_code == 0, result.output
+    reports = root / "reports"
+    board = (reports / "leaderboard.md").read_text()
+    assert "Best: **base+vec**" in board and "Recommended: **base+vec**" in board
+    assert board.count("| base+") == 2 and board.count("| lora+") == 2
+    assert "| rag_only | 4 |" in board and "| finetune_only | 0 |" in board
+    page = (reports / "report.html").read_text()
+    assert "<table" in page and "base+vec" in page and "Recommendation" in page
+    for name in ("quality_vs_cost.png", "quality_vs_latency.png", "complementarity.png"):
+        assert (reports / name).read_bytes().startswith(PNG)
+    assert len(pd.read_csv(reports / "complementarity.csv")) == 12
+    info = tracking.run_info(parent)
+    assert info["tags"]["ragtune.recommended_cell"] == "base+vec"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent)}
+    assert {"leaderboard.md", "report.html", "quality_vs_cost.png"} <= artifacts
+
+    shown = CliRunner().invoke(app, ["compare"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert parent in lines[0]
+    first = next(line for line in lines if line.startswith("| 1 |"))
+    assert "| base+vec | 0.833 |" in first and "-" in first.split("|")[4]  # the interval column
+    assert "Recommended: **base+vec**" in shown.output
+    same = CliRunner().invoke(app, ["compare", "--run", parent, "--experiment", "ragtune"])
+    assert same.output == shown.output
+
+
+def test_compare_names_a_missing_experiment(project):
+    result = CliRunner().invoke(app, ["compare", "--experiment", "nope"])
+    assert result.exit_code == 1 and "no MLflow experiment named 'nope'" in result.output

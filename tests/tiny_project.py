@@ -1,0 +1,95 @@
+"""A throw-away ragtune project on a 12-document slice of the demo: the repo's code, tiny params, git and DVC.
+
+Shared by the pipeline, drill and operations tests. Commands run with ``PYTHONPATH=<project>``
+so the stages execute this checkout's code even when the ``ragtune`` console script was
+installed from another one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO, demo_slice
+
+BIN = Path(sys.executable).parent
+
+
+def edit_yaml(path: Path, edit) -> None:
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def sh(*cmd: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True)
+
+
+def build_tiny_project(
+    root: Path,
+    base_model: Path,
+    grid_retrievers: tuple[str, ...] = ("vector-minilm-k3",),
+    adapters: int = 2,
+    steps: int = 2,
+) -> Path:
+    """Copy code and params into ``root``, shrink the params, ``git init`` + ``dvc init``; return ``root``.
+
+    The base model is ``base_model``, a folder the test session converted once (``base_model.path``:
+    the ``model`` stage copies it instead of de-quantising the GGUF again). The first ``adapters``
+    adapters train ``steps`` steps each; the evaluation grid is (base + those adapters) x (no
+    retrieval + ``grid_retrievers``), on 4 test questions.
+    """
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("components", "flows", "params"):
+        shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")
+    demo_slice(root / "data" / "raw", n_docs=12, n_questions=40)
+
+    def tiny_training(data):
+        data["base_model"] = {"name": data["base_model"]["name"], "path": str(base_model)}
+        data["adapters"] = data["adapters"][:adapters]
+        for adapter in data["adapters"]:  # closed-book and RAFT: a few steps each
+            raft = any(source["source"] == "raft" for source in adapter["data"])
+            adapter.update(max_steps=steps, grad_accum=1, batch_size=1 if raft else 2, max_length=384 if raft else 64)
+
+    def tiny_eval(data):
+        data["max_questions"] = 4
+        data["grid_retrievers"] = list(grid_retrievers)
+        data["generation"]["max_new_tokens"] = 8
+
+    edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
+    edit_yaml(root / "params" / "finetune.yaml", tiny_training)
+    edit_yaml(root / "params" / "evaluation.yaml", tiny_eval)
+    sh("git", "init", "-q", "-b", "main", cwd=root)
+    sh(str(BIN / "dvc"), "init", "-q", cwd=root)
+    sh(str(BIN / "dvc"), "config", "core.analytics", "false", cwd=root)
+    (root / ".gitignore").write_text(
+        "/data/processed/\n/data/index/\n/data/models/\n/data/eval/\n/data/metrics/\n/reports/\n/mlruns.db\n"
+        "/mlartifacts/\n/.prefect/\n/data/scratch/\n/data/cache/\n"
+    )
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tiny project", cwd=root)
+    return root
+
+
+def project_env(root: Path, **extra: str) -> dict[str, str]:
+    """Environment for ragtune commands in ``root``: no outside servers unless given, its own Prefect home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API", "RAY_ADDRESS"))}
+    env["PREFECT_HOME"] = str(root / ".prefect")
+    env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(root)
+    # the ephemeral Prefect server needs more than its default 20 s to start on a loaded 2-core machine
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    env.update(extra)
+    return env
+
+
+def ragtune_cmd(*args: str) -> list[str]:
+    """``ragtune ARGS`` through this interpreter, importing ``flows`` from PYTHONPATH."""
+    return [sys.executable, "-m", "flows.cli", *args]
