@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(VENV)/bin/ragtune run
+	$(VENV)/bin/ragtune run --demo
 
 test: install
 	$(PY) -m pytest tests

@@ -11,6 +11,7 @@ import logging
 import typer
 
 from flows.commands import analysis, data, ops, run
+from flows.common import classified
 from flows.env import set_offline_defaults
 from flows.stages import evaluate, finetune, index, ingest, model, register, retrieval_eval, select
 
@@ -26,8 +27,8 @@ STAGE_COMMANDS = {
     "select": select.main,
     "register": register.main,
 }
-for _name, _main in STAGE_COMMANDS.items():
-    app.command(_name)(_main)
+for _name, _main in STAGE_COMMANDS.items():  # a transient failure exits 75: the flow retries it (flows/common.py)
+    app.command(_name)(classified(_main))
 for _group in (run.app, analysis.app, ops.app):
     app.registered_commands += _group.registered_commands
 app.add_typer(data.data_app, name="data")

@@ -6,13 +6,17 @@ not watch.
 
 Exit codes (the contract the Prefect flow's retry rule reads, see docs/operations.md):
 0 success; 1 a deterministic failure (bad input data, a bug, a refused gate); 2 bad params or
-usage; 3 a configured server did not answer; 75 a transient failure worth retrying.
+usage; 3 a configured server did not answer (before a run starts); 75 a transient failure worth
+retrying: the network, a server's 5xx answer, DVC's repository lock held by another process.
+:func:`is_transient_error` says which exceptions are transient; :func:`classified` makes a
+command exit 75 on them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,3 +107,54 @@ def exits_on(*errors: type[BaseException], code: int = EXIT_FAILED, hint: str = 
         yield
     except errors as exc:
         raise fail(f"{exc}{hint}", code) from exc
+
+
+def _transient_one(exc: BaseException) -> bool:
+    """One exception, not its causes: a network failure, a 5xx answer, DVC's lock held elsewhere."""
+    if isinstance(exc, ConnectionError | TimeoutError):  # refused, reset, timed out (builtin OSErrors)
+        return True
+    if getattr(exc, "transient", None) is True:  # an error that says so itself (flows.pull.PullError)
+        return True
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
+    if names & {
+        "requests.exceptions.ConnectionError",
+        "requests.exceptions.Timeout",
+        "requests.exceptions.RetryError",  # the client's retries of 5xx answers ran out
+        "urllib3.exceptions.ProtocolError",
+        "urllib3.exceptions.MaxRetryError",
+        "dvc.lock.LockError",  # another DVC process holds the repository lock
+    }:
+        return True
+    # MLflow: a server's 5xx answer (RestException carries the server's JSON error; a bare MlflowException
+    # says "API request ... failed"); its other exceptions default to 500 without any server involved
+    status = getattr(exc, "get_http_status_code", None)
+    answered = "mlflow.exceptions.RestException" in names or str(exc).startswith("API request")
+    return callable(status) and answered and status() >= 500
+
+
+def is_transient_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or anything it was raised from is transient (worth retrying the same command)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if _transient_one(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def classified(command: Callable[[], None]) -> Callable[[], None]:
+    """``command``, exiting 75 (no traceback) on a transient failure; other failures keep their exit code."""
+
+    @functools.wraps(command)
+    def run() -> None:
+        try:
+            command()
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if is_transient_error(exc):
+                raise fail(f"transient failure, worth a retry: {type(exc).__name__}: {exc}", EXIT_TRANSIENT) from exc
+            raise
+
+    return run

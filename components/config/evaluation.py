@@ -1,4 +1,4 @@
-"""``params/evaluation.yaml``: questions, prompts, generation, metrics, costs, statistics, registry, drill."""
+"""``params/evaluation.yaml``: questions, prompts, generation, metrics, costs, statistics, registry, gate, drill."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ class RegistryConfig(Strict):
     adapter_prefix: str = Field(min_length=1)  # + adapter name: one registered model per adapter
 
 
+class GateConfig(Strict):
+    """The gate in front of the champion alias (``ragtune register``; docs/operations.md, "The gate")."""
+
+    split: Literal["dev"]  # the gate chooses, so it reads dev only: test confirms, it never chooses
+    margin: float = Field(gt=0.0, lt=1.0)  # largest tolerated drop of the main metric (non-inferiority margin)
+    max_questions: int | None = Field(gt=0)  # questions compared (None: the whole split)
+    judge_only: bool  # True: the verdict and its exit code only, the registry left alone (CI on pull requests)
+
+
 class DrillConfig(Strict):
     """The knowledge-update drill: hold documents back, add them as new knowledge, time each mix absorbing it."""
 
@@ -76,4 +85,5 @@ class EvaluationConfig(Strict):
     cost: CostConfig
     statistics: StatisticsConfig
     registry: RegistryConfig
+    gate: GateConfig
     drill: DrillConfig

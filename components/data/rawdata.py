@@ -273,3 +273,45 @@ def restore_raw(backup: Path | None, raw_dir: Path) -> None:
     if backup is not None:
         backup.rename(raw_dir)
     logger.warning("restored the previous raw folder in %s", raw_dir)
+
+
+def _pid_of(path: Path, kind: str) -> int | None:
+    """The process id in a ``.<raw>.new-<pid>-<random>`` or ``.<raw>.old-<pid>`` name."""
+    head = path.name.rpartition(f".{kind}-")[2].split("-")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _abandoned(raw_dir: Path, kind: str) -> list[Path]:
+    """Staged (``new``) or backup (``old``) folders beside ``raw_dir`` whose process is gone."""
+    import psutil
+
+    found = sorted(raw_dir.parent.glob(f".{raw_dir.name}.{kind}-*")) if raw_dir.parent.is_dir() else []
+    return [p for p in found if (pid := _pid_of(p, kind)) is None or pid == os.getpid() or not psutil.pid_exists(pid)]
+
+
+def recover_raw(raw_dir: Path, recorded: Callable[[], bool]) -> list[str]:
+    """Finish or undo what an interrupted :func:`update_raw` left beside ``raw_dir``; one line per repair.
+
+    A staged folder is removed (the update never reached its swap). A backup means the update
+    stopped after its first rename: with no raw folder, the backup is put back (the update stopped
+    between the two renames); with one, it is kept if ``recorded()`` (the new folder is what DVC
+    records: only the backup's removal was missed) and put back otherwise. Folders of a process
+    still running (another update) are left alone.
+    """
+    notes = []
+    for staged in _abandoned(raw_dir, "new"):
+        discard(staged)
+        notes.append(f"removed {staged.name}: the staged folder of an interrupted update")
+    for backup in _abandoned(raw_dir, "old"):
+        if not raw_dir.exists():
+            backup.rename(raw_dir)
+            notes.append(f"put {backup.name} back as {raw_dir.name}: an update stopped between its two renames")
+        elif recorded():
+            discard(backup)
+            notes.append(f"removed {backup.name}: the update was complete and recorded, only its backup was left")
+        else:
+            restore_raw(backup, raw_dir)
+            notes.append(f"put {backup.name} back as {raw_dir.name}: the update was never recorded")
+    for note in notes:
+        logger.warning(note)
+    return notes

@@ -1,48 +1,130 @@
-"""The quality gate of CI on new data: is the new champion worse than the previous one by more than a margin?
+"""The gate in front of the champion alias: is the new recommended cell non-inferior to the champion?
 
-A pure function: the CLI (``ragtune gate``) reads data/metrics/best.json and asks MLflow for the
-previous best; this module only compares numbers.
+Both are scored on the same questions of the same split (dev: the gate chooses, so it never reads
+test). The paired bootstrap of :mod:`components.decision.statistics` gives the interval of the
+difference ``new - champion``; the gate passes when that interval's lower end is above ``-margin``.
+A pure module: the register stage scores the models and asks it for a :class:`Verdict`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from components.config import StatisticsConfig
+from components.decision.statistics import bootstrap
+
+NEW, CHAMPION = "new", "champion"  # the two columns of the paired scores
 
 
 @dataclass(frozen=True)
-class GateResult:
-    """The outcome of :func:`quality_gate`, with a one-line reason for the CI summary."""
+class Verdict:
+    """The gate's outcome, with the figures a CI summary and the register stage print."""
 
     passed: bool
+    reason: str  # "first" (no champion yet), "same" (the champion is this very bundle), "non-inferior", "inferior"
     metric: str
-    new: float
-    baseline: float | None
+    split: str
+    new: str  # the new recommended cell
+    champion: str | None  # e.g. "ragtune-qa version 3 (base+vector-minilm-k3)"; None when there is none
     margin: float
-
-    @property
-    def delta(self) -> float | None:
-        return None if self.baseline is None else self.new - self.baseline
+    questions: int = 0
+    groups: int = 0  # distinct question groups among them (paraphrases share one)
+    new_mean: float | None = None
+    champion_mean: float | None = None
+    diff: float | None = None  # new - champion
+    diff_low: float | None = None
+    diff_high: float | None = None
+    confidence: float | None = None
 
     def summary(self) -> str:
-        if self.baseline is None:
-            return f"PASS: no previous champion; new {self.metric} {self.new:.4f} becomes the baseline"
-        verdict = "PASS" if self.passed else "FAIL"
-        return (
-            f"{verdict}: new {self.metric} {self.new:.4f} vs previous {self.baseline:.4f} "
-            f"(delta {self.delta:+.4f}, allowed drop {self.margin:.4f})"
+        """A few lines: the verdict first, then why, with the figures."""
+        head = f"gate {'PASS' if self.passed else 'FAIL'}"
+        if self.reason == "first":
+            return f"{head}: no {self.champion or 'champion'} yet; {self.new} becomes the first champion"
+        if self.reason == "same":
+            return f"{head}: {self.new} is the bundle {self.champion} already serves; nothing to compare"
+        rule = f"lower end {self.diff_low:+.4f} {'>' if self.passed else '<='} -margin {-self.margin:+.4f}"
+        return "\n".join(
+            [
+                f"{head}: new {self.new} {self.metric} {self.new_mean:.4f} vs champion {self.champion} "
+                f"{self.champion_mean:.4f} on the same {self.questions} {self.split} questions ({self.groups} groups)",
+                f"  difference {self.diff:+.4f}, {self.confidence:.0%} paired bootstrap interval "
+                f"[{self.diff_low:+.4f}, {self.diff_high:+.4f}]; {rule}",
+                "  the new cell is non-inferior: the alias moves"
+                if self.passed
+                else "  the new cell may be worse than the champion by more than the margin: the alias stays",
+            ]
         )
 
+    def as_dict(self) -> dict:
+        return asdict(self)
 
-def quality_gate(new: float, baseline: float | None, margin: float, metric: str = "f1") -> GateResult:
-    """Pass unless ``new`` is below ``baseline`` by more than ``margin`` (higher is better).
+
+def first_champion(new: str, metric: str, split: str, margin: float) -> Verdict:
+    """No champion to compare with: the first run passes, and says so."""
+    return Verdict(True, "first", metric, split, new, None, margin)
+
+
+def same_bundle(new: str, champion: str, metric: str, split: str, margin: float) -> Verdict:
+    """The new cell is the very bundle the champion serves (same content hash): nothing changes."""
+    return Verdict(True, "same", metric, split, new, champion, margin)
+
+
+def non_inferiority(
+    scores: pd.DataFrame,
+    margin: float,
+    cfg: StatisticsConfig,
+    *,
+    new: str,
+    champion: str,
+    metric: str,
+    split: str,
+    groups: pd.Series | None = None,
+) -> Verdict:
+    """The verdict from paired per-question scores.
+
+    Args:
+        scores: one row per question (index: qa_id), columns :data:`NEW` and :data:`CHAMPION`.
+        margin: the largest drop of the mean tolerated (> 0), in the metric's units.
+        groups: question group by qa_id (paraphrases resample together); None: each question alone.
 
     Raises:
-        ValueError: ``margin`` is negative or a score is not a finite number.
+        ValueError: no questions, a missing or non-finite score, or a margin that is not positive.
     """
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    for name, value in (("new", new), ("baseline", baseline)):
-        if value is not None and not (value == value and abs(value) != float("inf")):
-            raise ValueError(f"{name} {metric} is not a finite number: {value}")
-    passed = baseline is None or new >= baseline - margin
-    return GateResult(passed=passed, metric=metric, new=new, baseline=baseline, margin=margin)
+    if not margin > 0:
+        raise ValueError(f"the gate's margin must be > 0, got {margin}")
+    if scores.empty:
+        raise ValueError("the gate has no questions to compare on")
+    matrix = scores[[NEW, CHAMPION]].astype(float)
+    if not all(math.isfinite(v) for v in matrix.to_numpy().ravel()):
+        raise ValueError(f"the gate's scores hold a missing or non-finite {metric}")
+    # groups= is the one change once statistics.bootstrap resamples question groups (issue 12)
+    table = bootstrap(matrix, cfg)
+    if table.index[0] == NEW:  # bootstrap's differences are "cell - best": turn them into new - champion
+        diff, low, high = (
+            -table.loc[CHAMPION, "diff"],
+            -table.loc[CHAMPION, "diff_high"],
+            -table.loc[CHAMPION, "diff_low"],
+        )
+    else:
+        diff, low, high = table.loc[NEW, "diff"], table.loc[NEW, "diff_low"], table.loc[NEW, "diff_high"]
+    return Verdict(
+        passed=bool(low > -margin),
+        reason="non-inferior" if low > -margin else "inferior",
+        metric=metric,
+        split=split,
+        new=new,
+        champion=champion,
+        margin=margin,
+        questions=len(matrix),
+        groups=len(matrix) if groups is None else int(groups.reindex(matrix.index).nunique()),
+        new_mean=float(table.loc[NEW, "mean"]),
+        champion_mean=float(table.loc[CHAMPION, "mean"]),
+        diff=float(diff),
+        diff_low=float(low),
+        diff_high=float(high),
+        confidence=cfg.confidence,
+    )

@@ -82,6 +82,8 @@ def _encode_ray(embedder: Embedder, texts: list[str], progress: bool) -> np.ndar
             )
             return {"i": batch["i"], "vector": vectors}
 
+    if not ray.is_initialized():  # this run's own local instance, never another run's (or the configured cluster)
+        ray.init(address=None if embedder.ray_cluster else "local", include_dashboard=False)
     # Sorting by length before Ray cuts the batches keeps each batch's texts of similar length.
     order = np.argsort([-len(t) for t in texts], kind="stable")
     items = [{"i": int(i), "text": texts[i]} for i in order]

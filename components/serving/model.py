@@ -41,19 +41,26 @@ class RagtuneModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         """Load the bundle, fetch the base model by reference, merge the adapter, open the index."""
         from components import tracking
-        from components.llm.models import load_model, load_tokenizer
 
         self.bundle = Bundle.model_validate_json(Path(context.artifacts["bundle"]).read_text(encoding="utf-8"))
-        base_dir = tracking.download(self.bundle.base_model_uri)
         adapter = context.artifacts.get("adapter")
-        self.model = load_model(base_dir, Path(adapter) if adapter else None)
-        self.tokenizer = load_tokenizer(base_dir)
-        self.retriever = open_retriever(self.bundle) if self.bundle.retriever is not None else None
+        base_dir = tracking.download(self.bundle.base_model_uri)
+        self.model, self.tokenizer, self.retriever = load_parts(
+            self.bundle, base_dir, Path(adapter) if adapter else None
+        )
         logger.info("loaded %s", self.bundle.cell)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         """One row per question: ``answer``, and ``retrieved_doc_ids`` when the model retrieves."""
         return answer(self.model, self.tokenizer, self.retriever, self.bundle, _questions(model_input))
+
+
+def load_parts(bundle: Bundle, base_dir: Path, adapter_dir: Path | None) -> tuple:
+    """The model (base + adapter), tokenizer and retriever (None: closed-book) a bundle answers with."""
+    from components.llm.models import load_model, load_tokenizer
+
+    retriever = open_retriever(bundle) if bundle.retriever is not None else None
+    return load_model(base_dir, adapter_dir), load_tokenizer(base_dir), retriever
 
 
 def open_retriever(bundle: Bundle):

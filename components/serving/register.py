@@ -7,6 +7,7 @@ go through ``components.tracking``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from components import tracking
@@ -32,7 +33,8 @@ def register_bundle(
     """Register ``bundle`` as a version of ``name`` (a :class:`RagtuneModel`).
 
     A version whose content hash (tag ``ragtune.bundle_hash``) matches is reused, not duplicated;
-    ``alias`` is (re)pointed at the resulting version either way.
+    ``alias`` is (re)pointed at the resulting version either way: call it only for a cell that
+    passed the gate (:func:`components.serving.champion.judge`).
 
     Returns:
         ``name``, ``version``, ``run_id``, ``bundle_hash``, ``created`` (False when reused), ``model_uri``.
@@ -110,7 +112,17 @@ def register_adapters(
     return results
 
 
-def register_cell(
+@dataclass(frozen=True)
+class CellPlan:
+    """What registering a grid cell would store: its bundle, its adapter folder and their content hash."""
+
+    choice: Choice
+    bundle: Bundle
+    adapter_dir: Path | None
+    digest: str  # the version's ``ragtune.bundle_hash``: equal digests, the very same model
+
+
+def plan_cell(
     choice: Choice,
     retriever: RetrieverConfig | None,
     embedders: dict[str, EmbedderConfig],
@@ -119,12 +131,8 @@ def register_cell(
     adapters_dir: Path,
     prompts: PromptConfig,
     generation: GenerationConfig,
-    registry: RegistryConfig,
-    tags: dict[str, str],
-) -> dict:
-    """Register the cell ``choice`` names as a version of ``registry.name`` and point ``registry.alias`` at it.
-
-    The retriever is pinned to the LanceDB table version the cell was evaluated on (read from its run).
+) -> CellPlan:
+    """The bundle of the cell ``choice`` names, its retriever pinned to the LanceDB table version it was evaluated on.
 
     Raises:
         ValueError: ``choice`` names a retriever but ``retriever`` is None (unknown to params).
@@ -143,8 +151,22 @@ def register_cell(
         dir_hash(base_dir),
     )
     adapter_dir = None if choice.model == "base" else adapters_dir / choice.model
+    return CellPlan(choice, bundle, adapter_dir, bundle_hash(bundle, adapter_dir))
+
+
+def register_cell(plan: CellPlan, base_dir: Path, registry: RegistryConfig, tags: dict[str, str]) -> dict:
+    """Register the planned cell as a version of ``registry.name`` and point ``registry.alias`` at it.
+
+    Only for a cell that passed the gate: this moves the alias.
+    """
+    choice = plan.choice
     result = register_bundle(
-        registry.name, bundle, base_dir, adapter_dir, registry.alias, {**tags, "ragtune.source_run_id": choice.run_id}
+        registry.name,
+        plan.bundle,
+        base_dir,
+        plan.adapter_dir,
+        registry.alias,
+        {**tags, "ragtune.source_run_id": choice.run_id},
     )
     tracking.log_to_run(choice.run_id, tags={"ragtune.registered_as": f"{result['name']}/{result['version']}"})
     return result

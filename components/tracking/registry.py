@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
+import socket
 from pathlib import Path
 
 import mlflow
@@ -29,22 +31,59 @@ def download(uri: str) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
 
 
+UPLOAD_TAG = "ragtune.upload"  # "started" when a base-model run is created, "complete" once every file is stored
+UPLOADER_TAG = "ragtune.uploader"  # host:pid of the process storing it, to tell a dead upload from a live one
+
+
+def _base_model_runs(base_hash: str) -> list:
+    return mlflow.search_runs(
+        filter_string=f"tags.`ragtune.kind` = 'base-model' and tags.`ragtune.base_model_hash` = '{base_hash}'",
+        search_all_experiments=True,
+        output_format="list",
+    )
+
+
+def _upload_is_dead(run) -> bool:
+    """A started upload that will never complete: its run ended unfinished, or its process on this host is gone."""
+    import psutil
+
+    if run.info.status in ("FAILED", "KILLED"):
+        return True
+    host, _, pid = run.data.tags.get(UPLOADER_TAG, "").rpartition(":")
+    return (
+        run.info.status == "RUNNING"
+        and host == socket.gethostname()
+        and pid.isdigit()
+        and not psutil.pid_exists(int(pid))
+    )
+
+
 def ensure_base_model(base_dir: Path, base_hash: str, tags: dict[str, str] | None = None) -> str:
     """Store the base model's files once per content hash; return their ``runs:/`` URI.
 
     The base model (~540 MB float32) is the heavy part of every model version, and it rarely
     changes: one run of kind ``base-model`` per hash holds it, and every version refers to it.
+    The run is whole or unused: it is tagged ``ragtune.upload=complete`` only after the last file
+    is stored, and only such a run is reused. An upload that died (its run failed, or its process
+    on this host is gone) is deleted and stored again; one still running elsewhere is left alone.
     """
-    found = mlflow.search_runs(
-        filter_string=f"tags.`ragtune.kind` = 'base-model' and tags.`ragtune.base_model_hash` = '{base_hash}'",
-        search_all_experiments=True,
-        output_format="list",
-    )
-    if found:
-        return f"runs:/{found[0].info.run_id}/{BASE_MODEL_ARTIFACT}"
-    run_tags = {**(tags or {}), "ragtune.kind": "base-model", "ragtune.base_model_hash": base_hash}
+    for run in _base_model_runs(base_hash):
+        upload = run.data.tags.get(UPLOAD_TAG)
+        if upload == "complete":  # set after the last file was stored
+            return f"runs:/{run.info.run_id}/{BASE_MODEL_ARTIFACT}"
+        if upload == "started" and _upload_is_dead(run):
+            MlflowClient().delete_run(run.info.run_id)
+            logger.warning("deleted the interrupted base-model upload %s; storing it again", run.info.run_id)
+    run_tags = {
+        **(tags or {}),
+        "ragtune.kind": "base-model",
+        "ragtune.base_model_hash": base_hash,
+        UPLOAD_TAG: "started",
+        UPLOADER_TAG: f"{socket.gethostname()}:{os.getpid()}",
+    }
     with mlflow.start_run(run_name=f"base-model-{base_hash[:12]}", tags=run_tags) as run:
         mlflow.log_artifacts(str(base_dir), BASE_MODEL_ARTIFACT)
+        mlflow.set_tag(UPLOAD_TAG, "complete")
     logger.info("stored the base model %s in run %s", base_hash[:12], run.info.run_id)
     return f"runs:/{run.info.run_id}/{BASE_MODEL_ARTIFACT}"
 
@@ -114,6 +153,11 @@ def register_pyfunc(
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``name@alias`` at ``version``."""
     MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def load_pyfunc(uri: str):
+    """The pyfunc model at ``uri`` (``models:/name/version``), loaded in this process."""
+    return mlflow.pyfunc.load_model(uri)
 
 
 def alias_version(name: str, alias: str):

@@ -231,23 +231,3 @@ def _log_curves(rows: list[dict], keys: tuple[str, ...], summary: dict, final: t
             mlflow.log_metrics(values, step=int(row["step"]))
     numeric = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     mlflow.log_metrics({f"final_{k}" if k in final else k: v for k, v in numeric.items()})
-
-
-def previous_best(experiment: str, metric: str, exclude_run_id: str | None = None) -> float | None:
-    """``best_<metric>`` of the latest pipeline run before this one (``exclude_run_id``); None if none.
-
-    The quality gate compares the new champion with it (``ragtune gate``).
-    """
-    found = MlflowClient().get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = MlflowClient().search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.ragtune.kind = 'pipeline' and metrics.best_{metric} > -1e300",
-        order_by=["attributes.start_time DESC"],
-        max_results=50,
-    )
-    for run in runs:
-        if run.info.run_id != exclude_run_id:
-            return float(run.data.metrics[f"best_{metric}"])
-    return None

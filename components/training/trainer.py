@@ -61,14 +61,33 @@ def ensure_ray(
         ray.init()  # Ray reads RAY_ADDRESS itself
     else:
         needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
+        # address="local": always a new instance of this run's own, never one another run (or a
+        # `ray start`) left on this machine. Its GCS port is chosen here and given to its workers as
+        # RAY_ADDRESS: Ray Train's placement-group cleaner looks the cluster up, and with several
+        # Ray instances on the machine it would otherwise fail ("Found multiple active Ray instances").
         # Workers get this repository on PYTHONPATH, so they import the same `components` as the
         # driver (a git worktree would otherwise load whichever copy is installed).
-        ray.init(
-            num_cpus=max(needed, os.cpu_count() or 1),
-            include_dashboard=state_api,
-            dashboard_host="127.0.0.1",
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
-        )
+        port = _free_port()
+        env = {"PYTHONPATH": str(REPO_ROOT), "RAY_ADDRESS": f"127.0.0.1:{port}"}
+        os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by ray.init when it starts the GCS
+        try:
+            ray.init(
+                address="local",
+                num_cpus=max(needed, os.cpu_count() or 1),
+                include_dashboard=state_api,
+                dashboard_host="127.0.0.1",
+                runtime_env={"env_vars": env},
+            )
+        finally:
+            os.environ.pop("RAY_GCS_SERVER_PORT", None)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_trainer(

@@ -64,6 +64,33 @@ def check(docs: Path = DOCS_OPTION, qa: Path = QA_OPTION) -> None:
     typer.echo("ok: no problems found (nothing was written)")
 
 
+def _recorded(here: Path, raw: str) -> bool:
+    """Whether the raw folder is exactly what ``<raw>.dvc`` records (``dvc add`` completed)."""
+    import yaml
+
+    from flows.datahash import raw_data_hash
+
+    pointer = here / f"{raw}.dvc"
+    if not pointer.is_file():
+        return False
+    outs = (yaml.safe_load(pointer.read_text(encoding="utf-8")) or {}).get("outs") or [{}]
+    return outs[0].get("md5") == raw_data_hash(here)
+
+
+def _recover(here: Path, raw: str) -> list[str]:
+    from components.data.rawdata import recover_raw
+
+    return recover_raw(here / raw, lambda: _recorded(here, raw))
+
+
+@data_app.command()
+def recover() -> None:
+    """Finish or undo an interrupted `ragtune data add`: restore data/raw, remove staged and backup folders."""
+    data = params().data
+    notes = _recover(root(), data.paths.raw)
+    typer.echo("\n".join(notes) if notes else f"nothing to recover beside {data.paths.raw}")
+
+
 @data_app.command()
 def add(
     docs: Path = DOCS_OPTION,
@@ -74,6 +101,8 @@ def add(
     from components.data.rawdata import update_raw
 
     data = params().data
+    for note in _recover(root(), data.paths.raw):  # what an interrupted earlier `data add` left
+        typer.secho(note, fg=typer.colors.YELLOW, err=True)
 
     def dvc_add() -> None:
         cmd = [sys.executable, "-m", "dvc", "add", data.paths.raw]

@@ -1,12 +1,14 @@
-"""``ragtune schedule``, ``ragtune trigger`` and ``ragtune gate``: thin commands over flows/ops.py."""
+"""``ragtune schedule``, ``ragtune trigger`` and ``ragtune ci``: thin commands over flows/ops.py, flows/ci.py."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from flows.common import params, root
+from flows.common import EXIT_CONFIG, data_version, fail, params, root
 from flows.preflight import preflight
 
 app = typer.Typer()
@@ -17,12 +19,23 @@ def schedule(
     cron: str = typer.Option("0 3 * * 1", help="cron schedule of scheduled-retraining"),
     timezone: str = typer.Option("UTC", help="time zone of the cron schedule"),
     check_every: int = typer.Option(300, help="seconds between new-data checks; 0: none (use `ragtune trigger`)"),
+    pull: bool = typer.Option(False, help="each run first pulls (git pull --ff-only, dvc pull of the raw data)"),
 ) -> None:
-    """Serve the scheduled and on-new-data deployments from this machine (no work pool needed)."""
+    """Serve the scheduled and on-new-data deployments from this machine (no work pool needed).
+
+    Needs a Prefect server (PREFECT_API_URL): Prefect does not run schedules on its ephemeral API.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        message = (
+            "ragtune schedule needs a Prefect server: Prefect does not run schedules on its ephemeral API, so "
+            "nothing would ever fire. Start one (`prefect server start`, or infra/compose.yaml) and set "
+            "PREFECT_API_URL=http://HOST:4200/api, then run this again."
+        )
+        raise fail(message, EXIT_CONFIG)
     preflight()
     from flows.ops import serve_deployments
 
-    serve_deployments(root(), cron=cron, timezone=timezone, check_every_s=check_every or None)
+    serve_deployments(cron=cron, timezone=timezone, check_every_s=check_every or None, pull=pull)
 
 
 @app.command()
@@ -33,7 +46,7 @@ def trigger(
     """Start the pipeline when DVC's hash of data/raw differs from the one the last ingest recorded.
 
     With PREFECT_API_URL set it creates a run of the on-new-data deployment (served by `ragtune
-    schedule` or a worker) and returns; otherwise it runs the flow here.
+    schedule` or a worker, in its own checkout) and returns; otherwise it runs the flow here.
     """
     preflight()  # before the heavy imports (prefect, dvc)
     from flows.ops import check_new_data, start_deployment_run
@@ -42,40 +55,65 @@ def trigger(
     try:
         check = check_new_data(here)
     except FileNotFoundError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     if not check.changed and not force:
         typer.echo(f"data/raw unchanged ({check.current}): nothing to run")
         return
     typer.echo(f"data/raw is {check.current}; the last ingest saw {check.recorded or 'nothing'}")
     if os.environ.get("PREFECT_API_URL"):
-        run_id, name = start_deployment_run(here, deployment)
+        run_id, name = start_deployment_run(check.current, deployment)
         typer.echo(f"started {deployment} run {name} ({run_id})")
     else:
-        from flows.pipeline import pipeline
+        from flows.commands.run import run_pipeline
 
-        summary = pipeline(root=str(here))
-        typer.echo(f"stages run: {', '.join(summary['ran']) or 'none'}")
+        run_pipeline(here)
 
 
 @app.command()
-def gate(
-    margin: float = typer.Option(0.02, help="largest allowed drop of the main metric below the previous champion"),
+def ci(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-S", help="CI profile: a params override as `dvc exp run -S` takes it (repeatable)"),
+    ] = None,
+    summary: Annotated[
+        Path | None, typer.Option(help="append the markdown summary here (default: $GITHUB_STEP_SUMMARY)")
+    ] = None,
+    pull: Annotated[
+        bool, typer.Option(help="first git pull --ff-only (on a branch with an upstream) and dvc pull")
+    ] = True,
 ) -> None:
-    """Fail (exit 1) when the new best cell is worse than the previous pipeline run's by more than MARGIN."""
-    from components import tracking
-    from components.catalog import Catalog, artifacts
-    from components.catalog.artifacts import BestFile
-    from components.decision.gate import quality_gate
+    """CI on new data in one command: pull -> pipeline (CI profile) -> gate -> register on a pass -> summary.
 
+    The overrides are written into params/ (run it in a CI checkout); the pipeline is `ragtune run`'s
+    flow, whose register stage holds the gate. Exit code: the pipeline's (1 when the gate refuses).
+    """
     preflight()
+    from components.catalog import Catalog
+    from flows import ci as ci_parts
+    from flows.commands.run import PipelineFailed, run_pipeline
+
     here = root()
-    p = params(here)
-    metric = p.evaluation.main_metric
-    best = artifacts.read(BestFile, Catalog(here, p.data.paths).metrics("best"))
-    tracking.setup(here, p.evaluation.experiment)
-    baseline = tracking.previous_best(p.evaluation.experiment, metric, exclude_run_id=best.parent_run_id)
-    result = quality_gate(best.best.mean, baseline, margin, metric)
-    typer.echo(result.summary())
-    if not result.passed:
-        raise typer.Exit(1)
+    run = ci_parts.CiRun()
+    try:
+        run.overrides = ci_parts.apply_overrides(here, overrides or [])
+    except ci_parts.OverrideError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from exc
+    catalog = Catalog(here, params(here).data.paths)  # validates the overridden params (exit 2)
+    try:
+        result = run_pipeline(here, pull=pull)
+        run.stages_run, run.stages_skipped = result["ran"], result["skipped"]
+    except PipelineFailed as exc:
+        run.exit_code, run.failure = exc.exit_code, exc.message
+    text = ci_parts.summary(
+        run,
+        catalog.metrics("gate"),
+        catalog.metrics("registry"),
+        catalog.leaderboard,
+        data_version(here, catalog.paths.raw),
+    )
+    target = summary or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None)
+    if target is not None:
+        with target.open("a", encoding="utf-8") as f:
+            f.write(text)
+    typer.echo(text)
+    raise typer.Exit(run.exit_code)

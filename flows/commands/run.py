@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 
@@ -14,18 +15,56 @@ from flows.preflight import preflight
 app = typer.Typer()
 
 
+class PipelineFailed(typer.Exit):
+    """The flow failed: its exit code follows the exit-code contract (flows/common.py), ``message`` says why."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(code)
+        self.message = message
+
+
+def run_pipeline(here: Path, force: bool = False, pull: bool = False) -> dict:
+    """Run the flow in this process; on failure print why in red and raise :class:`PipelineFailed`."""
+    from flows.pipeline import MissingRawDataError, exit_code, pipeline, require_raw
+
+    try:
+        if not pull:
+            require_raw(here)  # before Prefect starts: a missing data/raw is reported in a second
+        return pipeline(root=str(here), force=force, pull=pull)
+    except Exception as exc:
+        code = 1 if isinstance(exc, MissingRawDataError) else exit_code(exc)
+        message = f"pipeline failed: {exc}"
+        typer.secho(message, fg=typer.colors.RED, err=True)
+        raise PipelineFailed(message, code) from exc
+
+
 @app.command()
-def run(force: bool = typer.Option(False, help="re-run every stage even if nothing changed")) -> None:
-    """Run the whole pipeline as a Prefect flow; DVC skips the stages whose inputs did not change."""
+def run(
+    force: bool = typer.Option(False, help="re-run every stage even if nothing changed"),
+    demo: bool = typer.Option(False, help="copy the bundled demo set into data/raw first, if data/raw is absent"),
+) -> None:
+    """Run the whole pipeline as a Prefect flow; DVC skips the stages whose inputs did not change.
+
+    Without data/raw it stops and says where data comes from (`dvc pull`, `ragtune data add`);
+    the demo set is copied in only with --demo (`make run` passes it).
+    """
     preflight()  # before the heavy imports: an unreachable server is reported in seconds
     from components.catalog import Catalog
-    from flows.pipeline import pipeline
 
     here = root()
-    summary = pipeline(root=str(here), force=force)
-    board = Catalog(here, params(here).data.paths).leaderboard
-    if board.is_file():
-        typer.echo(board.read_text(encoding="utf-8"))
+    catalog = Catalog(here, params(here).data.paths)
+    if demo:
+        from components.data.demo import seed_from_demo
+
+        copied = seed_from_demo(catalog.demo, catalog.raw)
+        typer.echo(
+            f"--demo: copied the bundled demo set into {catalog.raw}"
+            if copied
+            else f"--demo: {catalog.raw} exists, so it is used as it is (the demo is copied only into an absent one)"
+        )
+    summary = run_pipeline(here, force=force)
+    if catalog.leaderboard.is_file():
+        typer.echo(catalog.leaderboard.read_text(encoding="utf-8"))
     typer.echo(f"stages run: {', '.join(summary['ran']) or 'none'}; skipped: {', '.join(summary['skipped']) or 'none'}")
 
 

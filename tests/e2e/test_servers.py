@@ -132,7 +132,7 @@ def test_triggered_and_scheduled_runs_complete_with_every_stage_and_data_version
         assert run["name"].startswith(f"ragtune-{md5[:8]}-"), run["name"]
         tasks = api(stack.prefect, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
         by_name = {t["name"]: t for t in tasks}
-        assert set(by_name) == {"seed-raw-data", *(s.name for s in pipeline_stages(stack.project))}, sorted(by_name)
+        assert set(by_name) == {s.name for s in pipeline_stages(stack.project)}, sorted(by_name)  # no seeding, no pull
         assert {t["state_type"] for t in tasks} == {"COMPLETED"}
         assert "ragtune-training" in by_name["finetune"]["tags"]
         assert "ragtune-indexing" in by_name["index"]["tags"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -118,13 +120,66 @@ def test_manifest_references_resolve(path: Path):
         assert pool in text, "the worker must poll the work pool of prefect.yaml"
 
 
-def test_new_data_workflow_pulls_runs_publishes_and_gates():
-    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "new-data.yml").read_text())
+def _workflow() -> dict:
+    return yaml.safe_load((REPO / ".github" / "workflows" / "new-data.yml").read_text())
+
+
+def _ci_overrides(script: str) -> list[str]:
+    """The -S overrides of the `ragtune ci` call, with the shell variable the step sets filled in."""
+    call = script[script.index("ragtune ci") :].replace("\\\n", " ")
+    return [o.strip("'\"").replace("${JUDGE_ONLY}", "true") for o in re.findall(r"-S\s+('[^']*'|\"[^\"]*\")", call)]
+
+
+def test_new_data_workflow_only_calls_ragtune_ci_with_pipefail_history_and_identity():
+    workflow = _workflow()
     on = workflow[True]  # YAML 1.1 reads the key `on` as True
     for event in ("push", "pull_request"):
         assert set(on[event]["paths"]) == {"data/*.dvc", "params/**"}
+    assert workflow["defaults"]["run"]["shell"] == "bash"  # GitHub adds -eo pipefail only for an explicit bash
     steps = workflow["jobs"]["pipeline"]["steps"]
+    assert all(step.get("shell", "bash") == "bash" for step in steps)
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # full history
     script = "\n".join(step.get("run", "") for step in steps)
-    for needed in ("make install", "dvc pull", "dvc exp run", "GITHUB_STEP_SUMMARY", "ragtune gate --margin"):
-        assert needed in script, needed
-    assert script.index("dvc pull") < script.index("dvc exp run") < script.index("ragtune gate")
+    assert "git config --global user.name" in script and "git config --global user.email" in script
+    commands = re.findall(r"\bragtune [a-z-]+", script.replace('"ragtune CI"', ""))
+    assert commands == ["ragtune ci"]  # the whole protocol is the one tested command
+    for gone in ("dvc exp run", "dvc pull", "ragtune gate", "| tee"):
+        assert gone not in script, gone
+
+
+def test_new_data_workflow_keeps_secrets_to_the_steps_that_need_them():
+    workflow = _workflow()
+    assert "secrets." not in json.dumps(workflow.get("env", {}))
+    for step in workflow["jobs"]["pipeline"]["steps"]:
+        secrets = set(re.findall(r"secrets\.(\w+)", json.dumps(step.get("env", {}))))
+        if "ragtune ci" in step.get("run", ""):
+            assert secrets == {
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                *(f"MLFLOW_TRACKING_{k}" for k in ("URI", "USERNAME", "PASSWORD")),
+            }
+        elif "dvc remote add" in step.get("run", ""):
+            assert secrets == {"DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT_URL"}
+        else:
+            assert not secrets and "secrets." not in json.dumps(step), step.get("name")
+
+
+def test_new_data_workflow_overrides_are_valid_for_dvc_and_the_params(tmp_path):
+    from components.config import load_params
+    from flows.ci import OverrideError, apply_overrides
+
+    script = "\n".join(step.get("run", "") for step in _workflow()["jobs"]["pipeline"]["steps"])
+    overrides = _ci_overrides(script)
+    assert len(overrides) >= 4 and "params/evaluation.yaml:gate.judge_only=true" in overrides
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    assert sorted(apply_overrides(tmp_path, overrides)) == sorted(overrides)
+    p = load_params(tmp_path / "params")
+    assert p.evaluation.gate.judge_only and p.evaluation.max_questions == 24
+    assert p.finetune.adapters[0].max_steps == 10 and p.finetune.adapters[1].max_steps == 5
+    with pytest.raises(OverrideError):  # DVC's (Hydra's) grammar: list items by index, not [0]
+        apply_overrides(tmp_path, ["params/finetune.yaml:adapters[0].max_steps=10"])
+    with pytest.raises(OverrideError):  # the first adapter takes max_steps from adapter_defaults: no such key
+        apply_overrides(tmp_path, ["params/finetune.yaml:adapters.0.max_steps=10"])
+    with pytest.raises(OverrideError):
+        apply_overrides(tmp_path, ["params/evaluation.yaml:no_such_key=1"])
