@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +196,73 @@ def test_ingest_stage_refuses_bad_raw_data_and_keeps_its_previous_output(tmp_pat
     assert _snapshot(root / "data" / "processed") == processed
     assert not list((root / "data").glob(".processed*"))  # no partial output left beside it
     assert _snapshot(root / "data" / "raw") == {**raw_before, "docs/b.html": b"<p>\xff</p>"}
+
+
+# `ragtune data add` in a child process that SIGKILLs itself right after its Nth rename of a folder
+# beside data/raw: 1 = between the two renames of the swap, 2 = after the swap, before `dvc add`.
+KILLED_ADD = """
+import os, signal, sys
+from pathlib import Path
+kill_after, renames, real = int(sys.argv[1]), [], Path.rename
+def rename(self, target):
+    out = real(self, target)
+    if Path(target).parent.name == "data":
+        renames.append(target)
+        if len(renames) == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return out
+Path.rename = rename
+from flows.cli import app
+app(["data", "add", *sys.argv[2:]])
+"""
+
+
+def _killed_add(project: Path, kill_after: int, docs: Path, qa: Path) -> None:
+    cmd = [sys.executable, "-c", KILLED_ADD, str(kill_after), "--docs", str(docs), "--qa", str(qa)]
+    proc = subprocess.run(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
+def _leftovers(project: Path) -> list[str]:
+    return sorted(p.name for p in (project / "data").glob(".raw.*"))
+
+
+@pytest.fixture
+def recorded(tmp_path, project) -> dict[str, bytes]:
+    """data/raw added and recorded by DVC once; its files, to compare with after a crash."""
+    docs, qa = _inputs(tmp_path / "in1", FIRST_DOCS, FIRST_QA)
+    assert runner.invoke(app, ["data", "add", "--docs", str(docs), "--qa", str(qa)]).exit_code == 0
+    return _snapshot(project / "data" / "raw")
+
+
+NEW_DOCS = {"extra/new.md": "# New\n\nBrand new."}
+NEW_QA = [{"question": "What is new?", "answer": "brand new", "doc_id": "extra/new"}]
+
+
+def test_add_killed_between_its_renames_is_finished_by_the_next_add(tmp_path, project, recorded):
+    docs, qa = _inputs(tmp_path / "in2", NEW_DOCS, NEW_QA)
+    _killed_add(project, 1, docs, qa)
+    assert not (project / "data" / "raw").exists()  # the crash left no raw folder: the old one aside, the new staged
+    assert [n.split("-")[0] for n in _leftovers(project)] == [".raw.new", ".raw.old"]
+    again = runner.invoke(app, ["data", "add", "--docs", str(docs), "--qa", str(qa)])
+    assert again.exit_code == 0, again.output
+    assert "removed .raw.new-" in again.output and "put .raw.old-" in again.output
+    assert "docs added: 1 (extra/new)" in again.output
+    raw = project / "data" / "raw"
+    assert (raw / "docs" / "guide" / "intro.md").is_file() and (raw / "docs" / "extra" / "new.md").is_file()
+    assert _leftovers(project) == []
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "data/raw.dvc"], cwd=project, capture_output=True, text=True
+    )
+    assert "up to date" in status.stdout, status.stdout  # what DVC records is what is there
+
+
+def test_add_killed_before_dvc_recorded_it_is_undone_by_recover(tmp_path, project, recorded):
+    docs, qa = _inputs(tmp_path / "in2", NEW_DOCS, NEW_QA)
+    _killed_add(project, 2, docs, qa)
+    assert (project / "data" / "raw" / "docs" / "extra" / "new.md").is_file()  # swapped in, never recorded
+    assert _leftovers(project)
+    result = runner.invoke(app, ["data", "recover"])
+    assert result.exit_code == 0 and "the update was never recorded" in result.output, result.output
+    assert _snapshot(project / "data" / "raw") == recorded and _leftovers(project) == []
+    assert "nothing to recover" in runner.invoke(app, ["data", "recover"]).output
