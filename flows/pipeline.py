@@ -165,7 +165,8 @@ def reproduce(root: str, stage: str, force: bool = False, timeout_s: float | Non
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     with Repo(root) as repo, StageWatchdog(root, stage, timeout_s) as watchdog:
         try:
-            ran = repo.reproduce(targets=[stage], single_item=True, force=force)
+            target = f"{Path(root) / 'dvc.yaml'}:{stage}"  # absolute: the flow may run from another directory
+            ran = repo.reproduce(targets=[target], single_item=True, force=force)
         except Exception as exc:
             if watchdog.fired:
                 raise StageTimeoutError(
