@@ -143,13 +143,13 @@ def is_transient_error(exc: BaseException | None) -> bool:
     return False
 
 
-def classified(command: Callable[[], None]) -> Callable[[], None]:
+def classified(command: Callable[..., None]) -> Callable[..., None]:
     """``command``, exiting 75 (no traceback) on a transient failure; other failures keep their exit code."""
 
-    @functools.wraps(command)
-    def run() -> None:
+    @functools.wraps(command)  # typer reads the options from the wrapped signature
+    def run(*args, **kwargs) -> None:
         try:
-            command()
+            command(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:

@@ -93,3 +93,29 @@ def project_env(root: Path, **extra: str) -> dict[str, str]:
 def ragtune_cmd(*args: str) -> list[str]:
     """``ragtune ARGS`` through this interpreter, importing ``flows`` from PYTHONPATH."""
     return [sys.executable, "-m", "flows.cli", *args]
+
+
+def git(root: Path, *args: str) -> str:
+    """``git ARGS`` in ``root`` with a throw-away identity; its stdout."""
+    return sh("git", "-c", "user.name=t", "-c", "user.email=t@t", *args, cwd=root).stdout.strip()
+
+
+def track_raw_with_dvc(root: Path, remote: Path) -> None:
+    """Make data/raw DVC-tracked (``data/raw.dvc`` in git, the files in a local DVC remote), as a team's repo is."""
+    dvc = str(BIN / "dvc")
+    sh("git", "rm", "-r", "-q", "--cached", "data/raw", cwd=root)
+    sh(dvc, "add", "-q", "data/raw", cwd=root)
+    sh(dvc, "remote", "add", "-d", "store", str(remote), cwd=root)
+    sh(dvc, "push", "-q", cwd=root)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "data/raw tracked by DVC")
+
+
+def push_raw(root: Path, message: str) -> str:
+    """Record the current data/raw with DVC, push it to the remote, commit the pointer; DVC's new md5."""
+    dvc = str(BIN / "dvc")
+    sh(dvc, "add", "-q", "data/raw", cwd=root)
+    sh(dvc, "push", "-q", cwd=root)
+    git(root, "add", "data/raw.dvc")
+    git(root, "commit", "-q", "-m", message)
+    return yaml.safe_load((root / "data" / "raw.dvc").read_text())["outs"][0]["md5"]

@@ -7,6 +7,7 @@ cluster's temp dir, never ``ray stop``, which would end every Ray instance of th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -192,3 +193,21 @@ def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterato
                 p.kill()
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def api(base: str, path: str, body: dict | None = None, attempts: int = 5) -> object:
+    """One JSON request to the Prefect REST API (POST when ``body`` is given).
+
+    A 503 (the server's sqlite database busy on a loaded machine) is retried, at most ``attempts`` times.
+    """
+    data = None if body is None else json.dumps(body).encode()
+    for attempt in range(attempts):
+        request = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return json.loads(resp.read() or "null")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(2 * (attempt + 1))
+    raise AssertionError("unreachable")

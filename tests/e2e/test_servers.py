@@ -13,8 +13,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from flows.dag import pipeline_stages
-from tests.e2e.servers import mlflow_server, prefect_server, ray_cluster, spawn, stop
+from tests.e2e.servers import api, mlflow_server, prefect_server, ray_cluster, spawn, stop
 from tests.tiny_project import build_tiny_project, project_env, ragtune_cmd
 
 PIPELINE_DEADLINE_S = 30 * 60  # ~5 min on an idle 2-core runner; 15+ when the machine is shared
@@ -38,24 +36,6 @@ class Stack:
     prefect: str
     ray_dirs: list[Path]
     serve_log: Path
-
-
-def api(base: str, path: str, body: dict | None = None, attempts: int = 5) -> object:
-    """One JSON request to the Prefect REST API (POST when ``body`` is given).
-
-    A 503 (the server's sqlite database busy on a loaded machine) is retried, at most ``attempts`` times.
-    """
-    data = None if body is None else json.dumps(body).encode()
-    for attempt in range(attempts):
-        request = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                return json.loads(resp.read() or "null")
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503 or attempt == attempts - 1:
-                raise
-            time.sleep(2 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def _deployments(stack: Stack) -> dict[str, str]:

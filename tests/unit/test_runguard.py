@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from flows.common import EXIT_TRANSIENT, classified, is_transient_error
 from flows.pull import PullError
 from flows.runguard import LOCK_FILE, PipelineBusyError, pipeline_lock
+from tests.conftest import REPO
 
 
 def test_a_second_run_says_it_waits_for_the_first_then_runs_after_it(tmp_path):
@@ -96,6 +98,9 @@ def test_a_command_exits_75_on_a_transient_failure_and_keeps_a_bug_a_bug():
     assert exited.value.exit_code == EXIT_TRANSIENT
     with pytest.raises(KeyError):  # a bug keeps its traceback and exit code 1
         classified(bug)()
+    seen = []
+    classified(lambda table_version=None: seen.append(table_version))(table_version=["t"])  # options pass through
+    assert seen == [["t"]]
 
 
 def test_schedule_refuses_to_start_without_a_prefect_server(monkeypatch):
@@ -105,3 +110,18 @@ def test_schedule_refuses_to_start_without_a_prefect_server(monkeypatch):
     result = CliRunner().invoke(app, ["schedule"])
     assert result.exit_code == 2
     assert "needs a Prefect server" in result.output and "PREFECT_API_URL" in result.output
+
+
+def test_run_without_raw_data_says_where_data_comes_from_and_copies_nothing(tmp_path, monkeypatch):
+    from flows.cli import app
+
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    monkeypatch.chdir(tmp_path)
+    for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 1
+    for hint in ("data/raw is absent", "`dvc pull`", "`ragtune data add", "`ragtune run --demo`"):
+        assert hint in result.output, result.output
+    assert not (tmp_path / "data" / "raw").exists()  # no silent demo
