@@ -60,7 +60,10 @@ def pipeline_lock(
 
     Raises:
         PipelineBusyError: the lock was still held after ``wait_s`` seconds.
+        FileNotFoundError: ``root`` is not a DVC repository (creating ``.dvc/`` would make it look like one).
     """
+    if not (root / ".dvc").is_dir():
+        raise FileNotFoundError(f"{root} is not a DVC repository (no .dvc/): run `dvc init` there first")
     path = root / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

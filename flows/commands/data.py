@@ -98,9 +98,21 @@ def add(
     replace: bool = typer.Option(False, "--replace", help="make data/raw exactly these inputs instead of merging"),
 ) -> None:
     """Check the inputs, merge them into data/raw (or --replace it) atomically, then `dvc add` it."""
+    import contextlib
+
+    from flows.runguard import pipeline_lock
+
+    data, here = params().data, root()
+    waiting = lambda m: typer.secho(m, fg=typer.colors.YELLOW, err=True)  # noqa: E731
+    # never while a pipeline run reads data/raw in this checkout (outside a DVC repo `dvc add` fails anyway)
+    lock = pipeline_lock(here, None, waiting, name="data add") if (here / ".dvc").is_dir() else contextlib.nullcontext()
+    with lock:
+        _add(data, docs, qa, replace)
+
+
+def _add(data, docs: Path, qa: Path, replace: bool) -> None:
     from components.data.rawdata import update_raw
 
-    data = params().data
     for note in _recover(root(), data.paths.raw):  # what an interrupted earlier `data add` left
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
 

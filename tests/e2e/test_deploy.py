@@ -33,10 +33,10 @@ def _prefect(*args: str, cwd, env) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory, base_model_dir):
+def deployed(tmp_path_factory):
     """A Prefect server with prefect.yaml's deployments, the team's repo, and a worker checkout cloned from it."""
     tmp = tmp_path_factory.mktemp("deploy")
-    origin = build_tiny_project(tmp / "origin", base_model_dir, adapters=1, steps=1)
+    origin = build_tiny_project(tmp / "origin", tmp / "no-model", adapters=1, steps=1)  # only `ingest` runs
     (origin / "prefect.yaml").write_text((REPO / "prefect.yaml").read_text())
     edit_yaml(origin / "dvc.yaml", lambda d: d.update(stages={"ingest": d["stages"]["ingest"]}))
     git(origin, "add", "-A")

@@ -24,7 +24,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git" not in p.parts
+        if p.is_file() and ".git" not in p.parts and "/.dvc/tmp/" not in p.as_posix()  # DVC's (and the lock's) scratch
     }
 
 

@@ -19,6 +19,7 @@ from tests.conftest import REPO
 
 
 def test_a_second_run_says_it_waits_for_the_first_then_runs_after_it(tmp_path):
+    (tmp_path / ".dvc").mkdir()
     messages, order = [], []
     first_in = threading.Event()
 
@@ -41,6 +42,7 @@ def test_a_second_run_says_it_waits_for_the_first_then_runs_after_it(tmp_path):
 
 
 def test_a_run_that_waited_past_its_bound_fails_naming_the_holder(tmp_path):
+    (tmp_path / ".dvc").mkdir()
     with (
         pipeline_lock(tmp_path, None, print, name="holder"),
         pytest.raises(PipelineBusyError, match=r"still holds .*\(run holder, pid"),
