@@ -11,6 +11,7 @@ serving code (:func:`components.serving.model.answer`), from its bundle. Scores 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -110,9 +111,7 @@ def score_version(name: str, version: str, questions: pd.DataFrame, metric: str)
 def judge(
     plan: CellPlan,
     base_dir: Path,
-    qa: pd.DataFrame,
-    predictions: pd.DataFrame,
-    evaluated_split: str,
+    evaluation: Callable[[], tuple[pd.DataFrame, pd.DataFrame, str]],
     metric: str,
     gate: GateConfig,
     statistics: StatisticsConfig,
@@ -122,6 +121,10 @@ def judge(
 
     No champion: pass (the first one). The champion is this very bundle: pass, nothing to compare.
     Otherwise both answer the same questions of ``gate.split`` and the paired interval decides.
+
+    Args:
+        evaluation: returns ``qa.parquet``, ``predictions.parquet`` and the split the evaluation
+            scored (see :func:`gate_questions`); called only when there is a champion to compare with.
     """
     cell = plan.choice.cell
     current = tracking.alias_version(registry.name, registry.alias)
@@ -130,6 +133,7 @@ def judge(
     label = f"{registry.name} version {current.version} ({current.tags.get('ragtune.cell', '?')})"
     if current.tags.get(HASH_TAG) == plan.digest:
         return same_bundle(cell, label, metric, gate.split, gate.margin)
+    qa, predictions, evaluated_split = evaluation()
     questions, new = gate_questions(qa, predictions, evaluated_split, cell, metric, gate.split, gate.max_questions)
     if new is None:
         logger.info("the evaluation did not score %s on %s: it answers the gate's questions now", cell, gate.split)

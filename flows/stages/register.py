@@ -40,11 +40,13 @@ def main() -> None:
             cfg.prompts,
             cfg.generation,
         )
-        evaluated = artifacts.read(CellsFile, c.cells).split
-        args = (read_parquet(c.qa), read_parquet(c.predictions), evaluated, cfg.main_metric)
+
+    def evaluation():  # read only when there is a champion to compare with
+        return read_parquet(c.qa), read_parquet(c.predictions), artifacts.read(CellsFile, c.cells).split
+
     try:
-        verdict = judge(plan, c.base_model, *args, cfg.gate, cfg.statistics, cfg.registry)
-    except (ChampionUnavailableError, ValueError) as exc:
+        verdict = judge(plan, c.base_model, evaluation, cfg.main_metric, cfg.gate, cfg.statistics, cfg.registry)
+    except (ChampionUnavailableError, ValueError, FileNotFoundError) as exc:
         code = EXIT_TRANSIENT if is_transient_error(exc) else EXIT_FAILED
         raise fail(f"gate: cannot judge {chosen.cell}: {exc}\n@{cfg.registry.alias} stays where it was", code) from exc
     write_json(verdict.as_dict(), c.metrics("gate"))
