@@ -53,6 +53,14 @@ class MissingRawDataError(FileNotFoundError):
     """The project has no raw data to run on."""
 
 
+class StageFailed(RuntimeError):
+    """A stage's command exited non-zero (negative: killed by that signal); its own output says why."""
+
+    def __init__(self, stage: str, exit_code: int) -> None:
+        super().__init__(f"stage {stage} exited with {exit_code}")
+        self.stage, self.exit_code = stage, exit_code
+
+
 def stage_exit_code(exc: BaseException | None) -> int | None:
     """The exit code of the stage command behind a failed ``reproduce`` (negative: killed by that signal)."""
     from dvc.stage.exceptions import StageCmdFailedError
@@ -60,6 +68,8 @@ def stage_exit_code(exc: BaseException | None) -> int | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if isinstance(exc, StageFailed):
+            return exc.exit_code
         if isinstance(exc, StageCmdFailedError):
             code = str(exc).rpartition("exited with ")[2]
             return int(code) if code.lstrip("-").isdigit() else None
@@ -168,10 +178,14 @@ def reproduce(root: str, stage: str, force: bool = False, timeout_s: float | Non
             target = f"{Path(root) / 'dvc.yaml'}:{stage}"  # absolute: the flow may run from another directory
             ran = repo.reproduce(targets=[target], single_item=True, force=force)
         except Exception as exc:
+            # short exceptions, not DVC's chain: the stage printed why, and a refused gate is no crash
             if watchdog.fired:
                 raise StageTimeoutError(
                     f"stage {stage} ran past its meta.timeout_s ({timeout_s:.0f} s): killed"
-                ) from exc
+                ) from None
+            code = stage_exit_code(exc)
+            if code is not None:
+                raise StageFailed(stage, code) from None
             raise
     get_run_logger().info("%s: %s", stage, "ran" if ran else "unchanged, skipped")
     return bool(ran)

@@ -25,7 +25,7 @@ class PipelineFailed(typer.Exit):
 
 def run_pipeline(here: Path, force: bool = False, pull: bool = False) -> dict:
     """Run the flow in this process; on failure print why in red and raise :class:`PipelineFailed`."""
-    from flows.pipeline import MissingRawDataError, exit_code, pipeline, require_raw
+    from flows.pipeline import MissingRawDataError, exit_code, pipeline, require_raw, stage_exit_code
 
     try:
         if not pull:
@@ -33,7 +33,8 @@ def run_pipeline(here: Path, force: bool = False, pull: bool = False) -> dict:
         return pipeline(root=str(here), force=force, pull=pull)
     except Exception as exc:
         code = 1 if isinstance(exc, MissingRawDataError) else exit_code(exc)
-        message = f"pipeline failed: {exc}"
+        stage_code = stage_exit_code(exc)
+        message = f"pipeline failed: {exc}" + (f" (the stage exited with {stage_code})" if stage_code else "")
         typer.secho(message, fg=typer.colors.RED, err=True)
         raise PipelineFailed(message, code) from exc
 

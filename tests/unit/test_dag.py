@@ -89,6 +89,9 @@ def test_only_transient_exit_codes_and_outside_kills_retry():
     assert not pipeline.is_transient(_raised_from(StageFileDoesNotExistError("dvc.yaml")))
     assert not pipeline.is_transient(ValueError("bad input"))
     assert pipeline.is_transient(_raised_from(LockError("Unable to acquire lock")))  # DVC's lock, in the flow
+    # what the flow's task raises in place of DVC's chain: the same contract
+    assert pipeline.is_transient(pipeline.StageFailed("finetune", 75))
+    assert not pipeline.is_transient(pipeline.StageFailed("register", 1))
     timed_out = StageTimeoutError("stage finetune ran past its meta.timeout_s")
     timed_out.__cause__ = _failed(-9)
     assert not pipeline.is_transient(timed_out)  # killed by its own timeout: would take as long again
