@@ -42,8 +42,8 @@ test-unit: install
 	$(PY) -m pytest tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check components flows tests bench
-	$(VENV)/bin/ruff format --check components flows tests bench
+	$(VENV)/bin/ruff check components flows tests bench docs
+	$(VENV)/bin/ruff format --check components flows tests bench docs
 
 bench: install
 	$(PY) bench/generation.py

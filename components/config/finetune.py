@@ -69,7 +69,7 @@ class AdapterConfig(Strict):
     r: int = Field(gt=0)
     alpha: int = Field(gt=0)
     dropout: float = Field(ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(min_length=1)
+    target_modules: list[str] | Literal["all-linear"]  # module names, or every linear layer but the output head
     learning_rate: float = Field(gt=0)
     epochs: int = Field(gt=0)
     max_steps: int | None = Field(gt=0)

@@ -8,8 +8,7 @@ import sys
 
 from components import tracking
 from components.catalog import artifacts
-from components.catalog.artifacts import BestFile, Choice
-from tests.conftest import REPO
+from tests.conftest import REPO, best_file, choice
 
 
 def test_gate_command_compares_with_the_previous_pipeline_run(tmp_path, monkeypatch):
@@ -22,26 +21,7 @@ def test_gate_command_compares_with_the_previous_pipeline_run(tmp_path, monkeypa
     tracking.log_to_run(old, metrics={"best_f1": 0.60})
     new = tracking.start_parent("new", {}, {})
     tracking.log_to_run(new, metrics={"best_f1": 0.50})
-    choice = Choice(
-        cell="base+none",
-        model="base",
-        retriever="none",
-        run_id="r",
-        mean=0.5,
-        ci_low=0.4,
-        ci_high=0.6,
-        cost_per_1k_amortised=0.01,
-    )
-    best = BestFile(
-        main_metric="f1",
-        split="test",
-        questions=40,
-        parent_run_id=new,
-        best=choice,
-        recommended=choice,
-        tied=["base+none"],
-        few_questions=False,
-    )
+    best = best_file(choice("base+none", mean=0.5), parent_run_id=new)
     artifacts.write(best, tmp_path / "data" / "metrics" / "best.json")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MLFLOW_TRACKING_URI", None)
