@@ -62,6 +62,13 @@ class LearningCurveConfig(Strict):
     min_gain: float = Field(ge=0.0)  # a last gain above this flags the adapter as still improving
 
 
+class ParallelConfig(Strict):
+    """Where the grid's answers are generated (components/evaluation/executors.py)."""
+
+    workers: int = Field(gt=0)  # 1: in this process; more: that many Ray actors (RAY_ADDRESS: on that cluster)
+    cpus_per_worker: int = Field(gt=0)  # CPUs (and torch threads) per actor
+
+
 class CostConfig(Strict):
     """Prices that turn measured compute time and tokens into money (see docs/decision.md)."""
 
@@ -111,6 +118,7 @@ class EvaluationConfig(Strict):
     latency_questions: int = Field(gt=0)  # per cell, answered one at a time to time a query end to end
     brevity_gap: float = Field(gt=0.0, le=1.0)  # answer_contained this far above F1: the report warns of wordy answers
     learning_curve: LearningCurveConfig
+    parallel: ParallelConfig
     answered_threshold: float = Field(gt=0.0, le=1.0)  # main metric at least this: answered (complementarity)
     cost: CostConfig
     statistics: StatisticsConfig

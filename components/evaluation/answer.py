@@ -76,6 +76,37 @@ def score_answers(predictions: list[str], questions: pd.DataFrame, hits, scorers
     return pd.DataFrame(columns, index=questions.index)
 
 
+def build_rows(
+    questions: pd.DataFrame,
+    generations: list,
+    hits: list[list[Hit]] | None,
+    scorers: dict[str, Scorer],
+    top_k: int | None,
+) -> pd.DataFrame:
+    """One row per question: the answer, its scores, tokens, whether it hit the cap, and the retrieval metrics."""
+    predictions = [g.answer for g in generations]
+    rows = pd.DataFrame(
+        {
+            "qa_id": questions["qa_id"],
+            "question": questions["question"],
+            "answers": [list(a) for a in questions["answers"]],
+            "prediction": predictions,
+            "prompt_tokens": [g.prompt_tokens for g in generations],
+            "completion_tokens": [g.completion_tokens for g in generations],
+            "hit_cap": [g.hit_cap for g in generations],
+            "latency_s": [g.latency_s for g in generations],
+        }
+    ).join(score_answers(predictions, questions, hits, scorers))
+    if hits is not None:
+        if top_k is None:
+            raise ValueError("scoring retrieval needs the retriever's top_k")
+        rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
+        scores = score_retrieval(rows["retrieved_doc_ids"].tolist(), [list(g) for g in questions["doc_ids"]], top_k)
+        for name in METRICS:
+            rows[name] = scores[name].to_numpy()
+    return rows
+
+
 def answer_cell(
     model,
     tokenizer,
@@ -88,7 +119,7 @@ def answer_cell(
     cache: PredictionCache | None = None,
     examples: Sequence[tuple[str, str]] = (),
 ) -> pd.DataFrame:
-    """Answer every question of a cell and score each answer; one row per question.
+    """Answer every question of a cell in this process and score each answer; one row per question.
 
     Args:
         scorers: evaluate modules' compute functions by name: ``qa_match`` (required), and any of
@@ -105,39 +136,17 @@ def answer_cell(
         return generate(model, tokenizer, batch, generation)
 
     generations = cache.generate(rendered, run) if cache is not None else run(rendered)
-    predictions = [g.answer for g in generations]
-    rows = pd.DataFrame(
-        {
-            "qa_id": questions["qa_id"],
-            "question": questions["question"],
-            "answers": [list(a) for a in questions["answers"]],
-            "prediction": predictions,
-            "prompt_tokens": [g.prompt_tokens for g in generations],
-            "completion_tokens": [g.completion_tokens for g in generations],
-            "hit_cap": [g.hit_cap for g in generations],
-            "latency_s": [g.latency_s for g in generations],
-        }
-    ).join(score_answers(predictions, questions, hits, scorers))
-    if hits is not None:
-        if top_k is None:
-            raise ValueError("answer_cell needs the retriever's top_k to score retrieval")
-        rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
-        scores = score_retrieval(rows["retrieved_doc_ids"].tolist(), [list(g) for g in questions["doc_ids"]], top_k)
-        for name in METRICS:
-            rows[name] = scores[name].to_numpy()
-    return rows
+    return build_rows(questions, generations, hits, scorers, top_k)
 
 
-def time_queries(
-    model, tokenizer, rendered: list[str], generation: GenerationConfig, retrieval_s: Sequence[float] | None
-) -> list[float]:
-    """End-to-end latency of each query: its retrieval (when given) plus its own generation, one at a time."""
+def time_queries(model, tokenizer, rendered: list[str], generation: GenerationConfig) -> list[float]:
+    """The generation time of each prompt answered on its own (batch size 1), in seconds."""
     single = generation.model_copy(update={"batch_size": 1})
     seconds = []
-    for i, prompt in enumerate(rendered):
+    for prompt in rendered:
         start = time.perf_counter()
         generate(model, tokenizer, [prompt], single)
-        seconds.append(time.perf_counter() - start + (retrieval_s[i] if retrieval_s is not None else 0.0))
+        seconds.append(time.perf_counter() - start)
     return seconds
 
 

@@ -72,6 +72,8 @@ def prepare_grid(p, catalog: Catalog) -> Grid:
         if long_answers(train["answers"], cfg.long_answer_words)
         else None,
         latency_questions=cfg.latency_questions,
+        workers=cfg.parallel.workers,
+        cpus_per_worker=cfg.parallel.cpus_per_worker,
     )
     logger.info(
         "answer cap: %d new tokens (the %g-th percentile of the train answers)", cap, cfg.generation.cap_percentile

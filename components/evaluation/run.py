@@ -8,6 +8,7 @@ which calls :func:`retrieve` and :func:`evaluate_cells` once for dev and once fo
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -16,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import AdapterConfig, GenerationConfig, PromptConfig
-from components.evaluation.answer import answer_cell, render_prompts, summarize, time_queries
+from components.evaluation.answer import build_rows, render_prompts, summarize
+from components.evaluation.executors import CellWork, Job, run_local, run_on_ray
 from components.evaluation.grid import NO_RETRIEVAL, Cell
 from components.evaluation.metrics import load_metric
 from components.io import dir_hash
-from components.llm.models import load_model, load_tokenizer
+from components.llm.models import load_tokenizer
 from components.llm.prediction_cache import PredictionCache
 from components.retrieval.search import Hit, Retriever
 
@@ -54,6 +56,8 @@ class GridSetup:
     cache_dir: Path  # the prediction cache
     similarity_model: str | None  # an embedder folder: semantic similarity is scored (long answers)
     latency_questions: int  # questions per cell answered one at a time for the latency
+    workers: int  # 1: answer in this process; more: that many Ray actors (executors.run_on_ray)
+    cpus_per_worker: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class CellResult:
     metrics: dict[str, float]
     params: dict  # what the cell's MLflow run records
     generated: int  # answers generated now (the rest came from the prediction cache)
+    node: str  # where its answers were generated: "local" or a Ray node id
 
 
 def retrieve(
@@ -118,49 +123,73 @@ def scorers(similarity_model: str | None) -> dict:
     return loaded
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the driver keeps of a cell while its job runs: prompts, the cache and what it already had."""
+
+    cell: Cell
+    found: Retrieved | None
+    prompts: list[str]
+    cache: PredictionCache
+    cached: dict[int, object]
+    missing: list[int]
+
+
+def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Plan], list[Job]]:
+    """Render every cell's prompts, look them up in the prediction cache, and group the rest into one job per model."""
+    plans, jobs, hashes = {}, {}, {}
+    n = min(setup.latency_questions, len(questions))
+    for cell in cells:
+        adapter_dir = setup.adapter_dirs.get(cell.model)
+        if cell.model not in hashes:
+            hashes[cell.model] = "none" if adapter_dir is None else dir_hash(adapter_dir)
+        found = retrieved.get(cell.retriever)
+        examples = setup.examples if cell.shots else []
+        prompts = render_prompts(
+            tokenizer, questions["question"].tolist(), found.hits if found else None, setup.prompts, examples
+        )
+        scope = {
+            "base_model": setup.model_info,
+            "adapter": hashes[cell.model],
+            "retrieval": found.params if found else "none",
+            "prompts": setup.prompts.model_dump(),
+            "generation": setup.generation.model_dump(),
+        }
+        cache = PredictionCache(setup.cache_dir, scope)
+        cached, missing = cache.lookup(prompts)
+        plans[cell.name] = _Plan(cell, found, prompts, cache, cached, missing)
+        job = jobs.setdefault(cell.model, Job(cell.model, setup.base_dir, adapter_dir, setup.generation, []))
+        job.cells.append(CellWork(cell.name, [prompts[i] for i in missing], prompts[:n]))
+    return plans, list(jobs.values())
+
+
 def evaluate_cells(
     cells: list[Cell], questions: pd.DataFrame, retrieved: dict[str, Retrieved], setup: GridSetup, split: str
 ) -> Iterator[CellResult]:
-    """Answer and score every cell on ``questions``, loading each model variant once (its cells are adjacent)."""
+    """Answer and score every cell on ``questions``; each model variant is loaded once, here or on a Ray worker.
+
+    The driver renders the prompts, answers from the prediction cache what it can, and sends the rest
+    (and the timed latency pass) as one job per model variant to the executor
+    (:mod:`components.evaluation.executors`); results are scored and yielded as they come back.
+    """
     score = scorers(setup.similarity_model)
-    tokenizer = load_tokenizer(setup.base_dir)
-    loaded = None
-    for cell in cells:
-        if loaded is None or loaded[0] != cell.model:
-            adapter_dir = setup.adapter_dirs.get(cell.model)
-            digest = "none" if adapter_dir is None else dir_hash(adapter_dir)
-            loaded = (cell.model, load_model(setup.base_dir, adapter_dir), digest)
-        _, model, adapter_hash = loaded
-        found = retrieved.get(cell.retriever)
-        examples = setup.examples if cell.shots else []
-        cache = PredictionCache(
-            setup.cache_dir,
-            {
-                "base_model": setup.model_info,
-                "adapter": adapter_hash,
-                "retrieval": found.params if found else "none",
-                "prompts": setup.prompts.model_dump(),
-                "generation": setup.generation.model_dump(),
-            },
-        )
+    plans, jobs = _plan(cells, questions, retrieved, setup, load_tokenizer(setup.base_dir))
+    if setup.workers > 1:
+        outputs = run_on_ray(jobs, setup.workers, setup.cpus_per_worker, os.environ.get("RAY_ADDRESS"))
+    else:
+        outputs = run_local(jobs)
+    for out in outputs:
+        plan = plans[out.cell]
+        plan.cache.store([plan.prompts[i] for i in plan.missing], out.generations)
+        generations = {**plan.cached, **dict(zip(plan.missing, out.generations, strict=True))}
+        found = plan.found
         hits = found.hits if found else None
-        rows = answer_cell(
-            model,
-            tokenizer,
-            questions,
-            hits,
-            setup.prompts,
-            setup.generation,
-            score,
-            found.top_k if found else None,
-            cache,
-            examples,
+        rows = build_rows(
+            questions, [generations[i] for i in range(len(plan.prompts))], hits, score, found.top_k if found else None
         )
-        n = min(setup.latency_questions, len(questions))
-        rendered = render_prompts(
-            tokenizer, questions["question"].tolist()[:n], hits[:n] if hits else None, setup.prompts, examples
-        )
-        latencies = time_queries(model, tokenizer, rendered, setup.generation, found.latencies_s[:n] if found else None)
-        metrics = summarize(cell, rows, latencies, found.latencies_s if found else None)
-        metrics.update(training_metrics(setup.training.get(cell.model)))
-        yield CellResult(cell, split, rows, metrics, cell_params(cell, setup, found, split), cache.generated)
+        retrieval_s = found.latencies_s if found else [0.0] * len(out.latencies_s)
+        latencies = [g + r for g, r in zip(out.latencies_s, retrieval_s, strict=False)]
+        metrics = summarize(plan.cell, rows, latencies, found.latencies_s if found else None)
+        metrics.update(training_metrics(setup.training.get(plan.cell.model)))
+        params = cell_params(plan.cell, setup, found, split)
+        yield CellResult(plan.cell, split, rows, metrics, params, len(plan.missing), out.node)

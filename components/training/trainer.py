@@ -11,17 +11,15 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
 
 from components.config import AdapterConfig, RayConfig
+from components.ray_runtime import start_ray
 from components.training.worker import SNAPSHOTS, STATE_FILE, snapshot_name, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def plan_steps(n_examples: int, cfg: AdapterConfig, world_size: int) -> int:
@@ -49,29 +47,9 @@ def fingerprint(
 def ensure_ray(
     ray_cfg: RayConfig, cluster_address: str | None, concurrent_runs: int = 1, state_api: bool = False
 ) -> None:
-    """Join ``cluster_address`` (RAY_ADDRESS) or start a local Ray whose workers import this checkout.
-
-    A local Ray gets at least enough logical CPUs for ``concurrent_runs`` training runs at once,
-    each its workers plus one spare. ``state_api`` starts its dashboard process, which serves Ray's
-    state API: Ray Train's placement-group cleaner needs it to free the CPUs of a run whose driver
-    was killed (a sweep trial stopped early); a plain ``fit`` frees them itself.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return
-    if cluster_address:
-        ray.init()  # Ray reads RAY_ADDRESS itself
-    else:
-        needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
-        # Workers get this repository on PYTHONPATH, so they import the same `components` as the
-        # driver (a git worktree would otherwise load whichever copy is installed).
-        ray.init(
-            num_cpus=max(needed, os.cpu_count() or 1),
-            include_dashboard=state_api,
-            dashboard_host="127.0.0.1",
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
-        )
+    """Ray for training: enough logical CPUs for ``concurrent_runs`` runs at once, each its workers plus one spare."""
+    needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
+    start_ray(needed, cluster_address, state_api)
 
 
 def make_trainer(

@@ -34,7 +34,12 @@ def main() -> None:
     def log(result) -> None:
         name = result.cell.name
         run_id = tracking.log_cell(
-            parent, name, result.params, result.metrics, result.rows, {**tags, "ragtune.split": result.split}
+            parent,
+            name,
+            result.params,
+            result.metrics,
+            result.rows,
+            {**tags, "ragtune.split": result.split, "ragtune.node": result.node},
         )
         records.append(
             CellRecord(**vars(result.cell), cell=name, split=result.split, run_id=run_id, metrics=result.metrics)

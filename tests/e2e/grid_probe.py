@@ -1,0 +1,54 @@
+"""Run a tiny grid through ``components.evaluation.run.evaluate_cells`` and print each cell's result as JSON.
+
+``python -m tests.e2e.grid_probe SPEC.json``: the spec names the base model, the adapter folders,
+the cache folder and ``workers``; ``RAY_ADDRESS`` in the environment selects a cluster. A separate
+process, so each run joins (or starts) its own Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from components.evaluation.grid import grid
+from components.evaluation.run import GridSetup, evaluate_cells
+from tests.conftest import PARAMS, like
+
+QUESTIONS = pd.DataFrame(
+    {
+        "qa_id": ["q1", "q2", "q3"],
+        "question": ["What is the capital of France?", "What is the ISO code of Bolivia?", "Who wrote Hamlet?"],
+        "answers": [["Paris"], ["BOL"], ["Shakespeare"]],
+        "doc_ids": [["d1"], ["d2"], ["d3"]],
+    }
+)
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    adapters = {name: like(PARAMS.finetune.adapters[0], name=name) for name in spec["adapters"]}
+    setup = GridSetup(
+        base_dir=Path(spec["base_dir"]),
+        adapter_dirs={name: Path(path) for name, path in spec["adapters"].items()},
+        adapters=adapters,
+        prompts=PARAMS.evaluation.prompts,
+        generation=like(PARAMS.evaluation.generation, max_new_tokens=6, min_new_tokens=4, batch_size=4),
+        examples=[],
+        model_info={"name": "smollm2", "source": "test"},
+        training={},
+        cache_dir=Path(spec["cache_dir"]),
+        similarity_model=None,
+        latency_questions=1,
+        workers=spec["workers"],
+        cpus_per_worker=1,
+    )
+    for result in evaluate_cells(grid(list(adapters), [], [], 0), QUESTIONS, {}, setup, "dev"):
+        row = {"cell": result.cell.name, "node": result.node, "predictions": result.rows["prediction"].tolist()}
+        print(json.dumps({**row, "f1": result.metrics["f1"]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
