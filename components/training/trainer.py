@@ -2,7 +2,9 @@
 
 The run is named after the adapter and a fingerprint of its config and data, so re-running an
 interrupted ``ragtune finetune`` with the same storage resumes from the latest checkpoint.
-``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster.
+``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster; with an object store
+(:mod:`components.training.storage`) the run, its checkpoints and the base model live in a bucket
+every node reaches, so the cluster needs no filesystem shared with the driver.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from components.config import AdapterConfig, RayConfig
+from components.training.storage import ObjectStore, publish_dir, ray_storage
 from components.training.worker import STATE_FILE, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
@@ -84,26 +87,29 @@ def make_trainer(
     eval_every: int | None = None,
     callbacks: list | None = None,
     report_every: int | None = None,
+    store: ObjectStore | None = None,
 ):
     """The Ray Train ``TorchTrainer`` for one adapter run of ``steps`` steps, stored under ``run_name``.
 
     Workers report metrics every ``report_every`` steps (default: about 20 reports per run), at
-    checkpoints, at held-out evaluations and at the end.
+    checkpoints, at held-out evaluations and at the end. With ``store`` the run lives in the
+    object store and the workers load the base model from there (uploaded once per content hash).
     """
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    storage_path, storage_filesystem = ray_storage(storage_dir, store)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "adapter": cfg.model_dump(mode="json"),
-            "base_dir": str(base_dir.resolve()),
+            "base_model": publish_dir(base_dir, store, "base"),
             "examples": examples,
             "steps": steps,
             "threads": ray_cfg.cpus_per_worker,
             "report_every": report_every or max(1, steps // 20),
             "stop_after": stop_after,
-            "run_dir": str(storage_dir.resolve() / run_name),
+            "run_dir": None if store else str(storage_dir.resolve() / run_name),  # None: node-local
             "eval_examples": eval_examples or [],
             "eval_every": eval_every,
         },
@@ -114,7 +120,8 @@ def make_trainer(
             resources_per_worker={"CPU": ray_cfg.cpus_per_worker},
         ),
         run_config=RunConfig(
-            storage_path=str(storage_dir.resolve()),
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             name=run_name,
             failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
             callbacks=callbacks,
@@ -133,6 +140,7 @@ def train_adapter(
     stop_after: int | None = None,
     eval_examples: list[dict] | None = None,
     eval_every: int | None = None,
+    store: ObjectStore | None = None,
 ) -> dict:
     """Train one LoRA adapter with Ray Train and copy it to ``out_dir``.
 
@@ -141,7 +149,8 @@ def train_adapter(
     ``stop_after`` ends this call after that many steps (counted from the start of the run) with a
     checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
     the planned total. With ``eval_examples`` the loss on them is measured every ``eval_every``
-    steps and at the end (``dev_loss``).
+    steps and at the end (``dev_loss``). With ``store`` the run lives in the object store (see
+    :func:`make_trainer`); the result adapter is read back from its checkpoint there.
 
     Returns:
         Training metrics: step, final loss, tokens/s, wall time, peak memory, per-step history.
@@ -160,7 +169,17 @@ def train_adapter(
         run_name,
     )
     trainer = make_trainer(
-        examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples, eval_every
+        examples,
+        base_dir,
+        cfg,
+        ray_cfg,
+        storage_dir,
+        run_name,
+        steps,
+        stop_after,
+        eval_examples,
+        eval_every,
+        store=store,
     )
     start = time.perf_counter()
     result = trainer.fit()
@@ -178,9 +197,15 @@ def train_adapter(
             "workers": ray_cfg.num_workers,
             "planned_steps": steps,
             "run_name": run_name,
+            "checkpoint_uri": _checkpoint_uri(result.checkpoint, store),
         }
     )
     logger.info(
         "trained %s in %.0f s: loss %.3f, %.0f tokens/s", cfg.name, wall, metrics["loss"], metrics["tokens_per_s"]
     )
     return metrics
+
+
+def _checkpoint_uri(checkpoint, store: ObjectStore | None) -> str:
+    """Where the result checkpoint (the adapter) lives: a local path or an ``s3://`` URI."""
+    return f"s3://{checkpoint.path}" if store else checkpoint.path

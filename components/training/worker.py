@@ -4,6 +4,8 @@ The ``TorchTrainer`` (:mod:`components.training.trainer`) runs :func:`train_loop
 worker (DDP over gloo on CPU, nccl on GPU with bf16 autocast). Every ``checkpoint_every`` steps
 rank 0 reports a checkpoint holding the adapter, the optimiser and scheduler state and the step; a
 restarted worker group (``max_failures``) resumes from it through ``ray.train.get_checkpoint()``.
+The base model comes as a :class:`~components.training.storage.StoredDir`: a local path, or a
+folder in the object store that each node downloads once into a local cache.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ def train_loop_per_worker(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     bf16 = device.type == "cuda"
-    _record_pid(Path(config["run_dir"]) / "workers", rank)
+    run_dir = config["run_dir"] or Path(tempfile.gettempdir()) / "ragtune-runs" / ctx.get_experiment_name()
+    _record_pid(Path(run_dir) / "workers", rank)
 
-    model = add_lora(
-        AutoModelForCausalLM.from_pretrained(config["base_dir"]), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules
-    )
+    base_dir = config["base_model"].local()
+    model = add_lora(AutoModelForCausalLM.from_pretrained(base_dir), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     steps = config["steps"]
     state = {"step": 0, "tokens": 0, "train_time_s": 0.0, "history": [], "resumed_at": []}
