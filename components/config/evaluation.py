@@ -12,6 +12,8 @@ from components.config.base import Strict
 class GenerationConfig(Strict):
     max_new_tokens: int = Field(gt=0)
     batch_size: int = Field(gt=0)
+    engine: Literal["transformers", "vllm"]  # vllm: on a GPU with vllm installed, else transformers (logged)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]  # auto: bfloat16 on a GPU, float32 on CPU
 
 
 class PromptConfig(Strict):

@@ -73,7 +73,8 @@ def open_retriever(bundle: Bundle):
 
 def answer(model, tokenizer, retriever, bundle: Bundle, questions: list[str]) -> pd.DataFrame:
     """Answer ``questions`` the way the bundle's grid cell did (same prompts, same greedy decoding)."""
-    from components.llm.generation import chat_prompt, generate, user_message
+    from components.llm.engines import generate
+    from components.llm.generation import chat_prompt, user_message
 
     hits = retriever.search(questions)[0] if retriever is not None else None
     prompts = [

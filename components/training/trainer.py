@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from components.config import AdapterConfig, RayConfig
+from components.training.reports import follow_reports
 from components.training.storage import ObjectStore, publish_dir, ray_storage
 from components.training.worker import STATE_FILE, train_loop_per_worker
 
@@ -168,21 +169,10 @@ def train_adapter(
         ray_cfg.num_workers,
         run_name,
     )
-    trainer = make_trainer(
-        examples,
-        base_dir,
-        cfg,
-        ray_cfg,
-        storage_dir,
-        run_name,
-        steps,
-        stop_after,
-        eval_examples,
-        eval_every,
-        store=store,
-    )
     start = time.perf_counter()
-    result = trainer.fit()
+    args = (examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples, eval_every)
+    with follow_reports(f"train {cfg.name}", steps) as callbacks:
+        result = make_trainer(*args, callbacks, store=store).fit()
     wall = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"adapter {cfg.name!r}: training finished without a checkpoint")

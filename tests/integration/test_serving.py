@@ -21,11 +21,10 @@ import pandas as pd
 import pytest
 
 from components import tracking
-from components.config import GenerationConfig
 from components.io import dir_hash
 from components.serving.bundle import make_bundle
 from components.serving.register import register_adapter, register_bundle
-from tests.conftest import demo_slice
+from tests.conftest import PARAMS, demo_slice, like
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +54,7 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     name = table_name(retriever.chunker, retriever.embedder)
     report = sync_table(db, name, chunks, embedder, params.retrieval.index, fts=False)
     # short answers keep the test quick on 2 shared cores
-    generation = GenerationConfig(max_new_tokens=8, batch_size=4)
+    generation = like(PARAMS.evaluation.generation, max_new_tokens=8, batch_size=4)
     base_hash = dir_hash(base_model_dir)
     bundle = make_bundle(
         "base",
