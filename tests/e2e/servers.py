@@ -65,7 +65,8 @@ def spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None =
 
 
 @contextlib.contextmanager
-def mlflow_server(tmp: Path, env: dict) -> Iterator[str]:
+def mlflow_server(tmp: Path, env: dict, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 with a sqlite store under ``tmp``; ``extra``: more flags."""
     port = free_port()
     cmd = [
         str(BIN / "mlflow"),
@@ -80,6 +81,7 @@ def mlflow_server(tmp: Path, env: dict) -> Iterator[str]:
         f"sqlite:///{tmp / 'mlflow.db'}",
         "--artifacts-destination",
         str(tmp / "artifacts"),
+        *extra,
     ]
     proc = spawn(cmd, tmp / "mlflow.log", env)
     try:
