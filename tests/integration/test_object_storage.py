@@ -9,6 +9,7 @@ A DVC remote on the same kind of store round-trips the data.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -83,7 +84,7 @@ def _keys(store: ObjectStore, under: str) -> list[str]:
     return [i.path for i in infos if i.type == fs.FileType.File]
 
 
-def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, base_model_dir, tmp_path):
+def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, base_model_dir, tmp_path, caplog):
     import ray
 
     from components.evaluation.answer import answer_cell
@@ -91,6 +92,7 @@ def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, 
     from components.llm.models import load_model
     from components.training.trainer import train_adapter
 
+    caplog.set_level(logging.INFO, logger="components.progress")
     store = ObjectStore.from_env({**s3, STORAGE_ENV: f"s3://{BUCKET}/team-a"})
     examples, cfg = _tiny_examples(base_model_dir)
     ray_cfg = like(PARAMS.finetune.ray, num_workers=1, cpus_per_worker=1, max_failures=0)
@@ -105,6 +107,10 @@ def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, 
         cluster_address=isolated_ray,
         store=store,
     )
+
+    # the driver followed the steps from the workers' reports (off a terminal: a closing line)
+    progress = [r.getMessage() for r in caplog.records if r.name == "components.progress"]
+    assert any(m.startswith("train s3: 4 steps in") for m in progress), progress
 
     # the node could not have read the driver's files: its /tmp is not the driver's
     @ray.remote(num_cpus=0)
