@@ -1,7 +1,8 @@
-"""The grid run: retrieval once per retriever, then every cell answers and is scored.
+"""The grid run: retrieval once per retriever and split, then every cell answers and is scored.
 
-The ``evaluate`` stage opens the inputs, calls :func:`retrieve` and :func:`evaluate_grid`, and logs
-each :class:`CellResult` to MLflow as it comes; ``bench/grid.py`` calls the same functions.
+The ``evaluate`` stage opens the inputs and runs the protocol (:mod:`components.evaluation.protocol`),
+which calls :func:`retrieve` and :func:`evaluate_cells` once for dev and once for test;
+``bench/grid.py`` calls the same functions.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from components.config import AdapterConfig, GenerationConfig, PromptConfig
-from components.evaluation.answer import answer_cell, summarize
+from components.evaluation.answer import answer_cell, render_prompts, summarize, time_queries
 from components.evaluation.grid import NO_RETRIEVAL, Cell
 from components.evaluation.metrics import load_metric
 from components.io import dir_hash
@@ -29,7 +31,7 @@ ANSWER_METRICS = ("qa_match", "rouge_l", "answer_support")
 
 @dataclass(frozen=True)
 class Retrieved:
-    """One retriever's hits for every question of the grid, their latencies, and its run params."""
+    """One retriever's hits for every question of a split, their latencies, and its run params."""
 
     hits: list[list[Hit]]
     latencies_s: list[float]
@@ -41,23 +43,24 @@ class Retrieved:
 class GridSetup:
     """Everything the cells of one grid share."""
 
-    questions: pd.DataFrame
-    retrieved: dict[str, Retrieved]  # grid retriever name -> its results
     base_dir: Path
     adapter_dirs: dict[str, Path]  # adapter name -> its trained folder
     adapters: dict[str, AdapterConfig]
-    split: str
     prompts: PromptConfig
-    generation: GenerationConfig
+    generation: GenerationConfig  # with the answer cap of this run
+    examples: list[tuple[str, str]]  # the few-shot turns
     model_info: dict  # model.json: the base model's provenance
     training: dict[str, dict]  # adapter name -> its finetune.json entry
     cache_dir: Path  # the prediction cache
+    similarity_model: str | None  # an embedder folder: semantic similarity is scored (long answers)
+    latency_questions: int  # questions per cell answered one at a time for the latency
 
 
 @dataclass(frozen=True)
 class CellResult:
     cell: Cell
-    rows: pd.DataFrame  # one row per question: prediction, scores, tokens, latency
+    split: str
+    rows: pd.DataFrame  # one row per question: prediction, scores, tokens, cap, latency share
     metrics: dict[str, float]
     params: dict  # what the cell's MLflow run records
     generated: int  # answers generated now (the rest came from the prediction cache)
@@ -74,12 +77,12 @@ def retrieve(
     return out
 
 
-def cell_params(cell: Cell, setup: GridSetup) -> dict:
+def cell_params(cell: Cell, setup: GridSetup, retrieved: Retrieved | None, split: str) -> dict:
     """A cell's MLflow params: model and adapter config, retriever config and index version, prompt, generation."""
-    retrieved = setup.retrieved.get(cell.retriever)
     params = {
         "model": cell.model,
         "retriever": cell.retriever,
+        "shots": cell.shots,
         "base_model": setup.model_info["name"],
         "base_model_source": setup.model_info["source"],
         "adapter": setup.adapters[cell.model].model_dump() if cell.model in setup.adapters else "none",
@@ -88,7 +91,7 @@ def cell_params(cell: Cell, setup: GridSetup) -> dict:
         "prompt_system": setup.prompts.system,
         "prompt_template": setup.prompts.closed_book if cell.retriever == NO_RETRIEVAL else setup.prompts.with_context,
         "generation": setup.generation.model_dump(),
-        "split": setup.split,
+        "split": split,
     }
     if retrieved:
         params.update(retrieved.params)
@@ -100,49 +103,64 @@ def training_metrics(train: dict | None) -> dict[str, float]:
     if train is None:
         return {}
     return {
-        "train_wall_time_s": train["wall_time_s"],
+        "train_compute_s": train["compute_s"],
         "train_tokens_per_s": train["tokens_per_s"],
         "train_final_loss": train["loss"],
         "train_steps": train["step"],
     }
 
 
-def evaluate_grid(cells: list[Cell], setup: GridSetup) -> Iterator[CellResult]:
-    """Answer and score every cell, loading each model variant once (cells of one model are adjacent)."""
-    metric_modules = {name: load_metric(name) for name in ANSWER_METRICS}
+def scorers(similarity_model: str | None) -> dict:
+    """The evaluate modules every cell is scored with, as compute functions."""
+    loaded = {name: load_metric(name).compute for name in ANSWER_METRICS}
+    if similarity_model is not None:
+        loaded["semantic_similarity"] = partial(load_metric("semantic_similarity").compute, model=similarity_model)
+    return loaded
+
+
+def evaluate_cells(
+    cells: list[Cell], questions: pd.DataFrame, retrieved: dict[str, Retrieved], setup: GridSetup, split: str
+) -> Iterator[CellResult]:
+    """Answer and score every cell on ``questions``, loading each model variant once (its cells are adjacent)."""
+    score = scorers(setup.similarity_model)
     tokenizer = load_tokenizer(setup.base_dir)
     loaded = None
     for cell in cells:
         if loaded is None or loaded[0] != cell.model:
             adapter_dir = setup.adapter_dirs.get(cell.model)
-            loaded = (
-                cell.model,
-                load_model(setup.base_dir, adapter_dir),
-                "none" if adapter_dir is None else dir_hash(adapter_dir),
-            )
+            digest = "none" if adapter_dir is None else dir_hash(adapter_dir)
+            loaded = (cell.model, load_model(setup.base_dir, adapter_dir), digest)
         _, model, adapter_hash = loaded
-        retrieved = setup.retrieved.get(cell.retriever)
+        found = retrieved.get(cell.retriever)
+        examples = setup.examples if cell.shots else []
         cache = PredictionCache(
             setup.cache_dir,
             {
                 "base_model": setup.model_info,
                 "adapter": adapter_hash,
-                "retrieval": retrieved.params if retrieved else "none",
+                "retrieval": found.params if found else "none",
                 "prompts": setup.prompts.model_dump(),
                 "generation": setup.generation.model_dump(),
             },
         )
+        hits = found.hits if found else None
         rows = answer_cell(
             model,
             tokenizer,
-            setup.questions,
-            retrieved.hits if retrieved else None,
+            questions,
+            hits,
             setup.prompts,
             setup.generation,
-            metric_modules,
-            top_k=retrieved.top_k if retrieved else None,
-            cache=cache,
+            score,
+            found.top_k if found else None,
+            cache,
+            examples,
         )
-        metrics = summarize(cell, rows, retrieved.latencies_s if retrieved else None)
+        n = min(setup.latency_questions, len(questions))
+        rendered = render_prompts(
+            tokenizer, questions["question"].tolist()[:n], hits[:n] if hits else None, setup.prompts, examples
+        )
+        latencies = time_queries(model, tokenizer, rendered, setup.generation, found.latencies_s[:n] if found else None)
+        metrics = summarize(cell, rows, latencies, found.latencies_s if found else None)
         metrics.update(training_metrics(setup.training.get(cell.model)))
-        yield CellResult(cell, rows, metrics, cell_params(cell, setup), cache.generated)
+        yield CellResult(cell, split, rows, metrics, cell_params(cell, setup, found, split), cache.generated)

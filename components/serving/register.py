@@ -121,6 +121,7 @@ def register_cell(
     generation: GenerationConfig,
     registry: RegistryConfig,
     tags: dict[str, str],
+    examples: list[tuple[str, str]] = (),
 ) -> dict:
     """Register the cell ``choice`` names as a version of ``registry.name`` and point ``registry.alias`` at it.
 
@@ -141,6 +142,7 @@ def register_cell(
         prompts,
         generation,
         dir_hash(base_dir),
+        examples,
     )
     adapter_dir = None if choice.model == "base" else adapters_dir / choice.model
     result = register_bundle(

@@ -21,7 +21,7 @@ from pathlib import Path
 from components.config import AdapterConfig, RayConfig
 from components.training.reports import follow_reports
 from components.training.storage import ObjectStore, publish_dir, ray_storage
-from components.training.worker import STATE_FILE, train_loop_per_worker
+from components.training.worker import SNAPSHOTS, STATE_FILE, snapshot_name, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +38,15 @@ def plan_steps(n_examples: int, cfg: AdapterConfig, world_size: int) -> int:
     return min(total, cfg.max_steps) if cfg.max_steps else total
 
 
-def fingerprint(examples: list[dict], cfg: AdapterConfig, ray_cfg: RayConfig, base_dir: Path) -> str:
-    """Hash of everything that decides the trained weights: same hash, same run (so it can resume)."""
+def fingerprint(
+    examples: list[dict], cfg: AdapterConfig, ray_cfg: RayConfig, base_dir: Path, eval_examples: list[dict] = ()
+) -> str:
+    """Hash of everything that decides the trained weights (and, through early stopping, the dev
+    examples): same hash, same run, so it can resume."""
     h = hashlib.sha256()
     h.update(json.dumps([cfg.model_dump(mode="json"), ray_cfg.num_workers, str(base_dir.resolve())]).encode())
-    for e in examples:
-        h.update(json.dumps([e["input_ids"], e["labels"]]).encode())
+    for e in [*examples, {"dev": True}, *eval_examples]:
+        h.update(json.dumps([e.get("input_ids"), e.get("labels")]).encode())
     return h.hexdigest()[:12]
 
 
@@ -88,15 +91,19 @@ def make_trainer(
     eval_every: int | None = None,
     callbacks: list | None = None,
     report_every: int | None = None,
+    early_stopping: bool = True,
     store: ObjectStore | None = None,
 ):
     """The Ray Train ``TorchTrainer`` for one adapter run of ``steps`` steps, stored under ``run_name``.
 
     Workers report metrics every ``report_every`` steps (default: about 20 reports per run), at
-    checkpoints, at held-out evaluations and at the end. With ``store`` the run lives in the
-    object store and the workers load the base model from there (uploaded once per content hash).
+    checkpoints, at held-out evaluations and at the end. With ``eval_examples`` the dev loss is
+    measured every ``eval_every`` steps (default: the adapter's) and, with ``early_stopping``, the
+    run stops after the adapter's ``patience`` evaluations without improvement. With ``store`` the
+    run lives in the object store and the workers load the base model from there (uploaded once
+    per content hash).
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     storage_path, storage_filesystem = ray_storage(storage_dir, store)
@@ -112,7 +119,9 @@ def make_trainer(
             "stop_after": stop_after,
             "run_dir": None if store else str(storage_dir.resolve() / run_name),  # None: node-local
             "eval_examples": eval_examples or [],
-            "eval_every": eval_every,
+            "eval_every": eval_every or cfg.eval_every,
+            "patience": cfg.patience if early_stopping else None,
+            "min_delta": cfg.min_delta,
         },
         torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
@@ -125,9 +134,27 @@ def make_trainer(
             storage_filesystem=storage_filesystem,
             name=run_name,
             failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),  # the latest two: enough to resume
             callbacks=callbacks,
         ),
     )
+
+
+def collect_adapter(checkpoint_dir: Path, metrics: dict, out_dir: Path, curve_dir: Path | None) -> None:
+    """The adapter kept from a finished run: its best dev snapshot when it was evaluated, else the last weights.
+
+    The snapshots (one per evaluation: the learning curve) go to ``curve_dir``; the optimiser state
+    stays in the run's storage.
+    """
+    best = metrics.get("best")
+    snapshots = checkpoint_dir / SNAPSHOTS
+    source = snapshots / snapshot_name(best["step"]) if best else checkpoint_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file() and item.name != STATE_FILE:
+            shutil.copy2(item, out_dir / item.name)
+    if curve_dir is not None and snapshots.is_dir():
+        shutil.copytree(snapshots, curve_dir, dirs_exist_ok=True)
 
 
 def train_adapter(
@@ -140,27 +167,29 @@ def train_adapter(
     cluster_address: str | None = None,
     stop_after: int | None = None,
     eval_examples: list[dict] | None = None,
-    eval_every: int | None = None,
+    curve_dir: Path | None = None,
     store: ObjectStore | None = None,
 ) -> dict:
-    """Train one LoRA adapter with Ray Train and copy it to ``out_dir``.
+    """Train one LoRA adapter with Ray Train; copy the adapter kept to ``out_dir``, its snapshots to ``curve_dir``.
 
     The run lives in ``storage_dir/<adapter>-<fingerprint>``: starting the same adapter on the same
     data again resumes from its latest checkpoint (or returns at once if it had finished).
     ``stop_after`` ends this call after that many steps (counted from the start of the run) with a
     checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
-    the planned total. With ``eval_examples`` the loss on them is measured every ``eval_every``
-    steps and at the end (``dev_loss``). With ``store`` the run lives in the object store (see
-    :func:`make_trainer`); the result adapter is read back from its checkpoint there.
+    the planned total. With ``eval_examples`` (held-out dev questions) the dev loss is measured
+    every ``cfg.eval_every`` steps, the run stops early after ``cfg.patience`` evaluations without
+    improvement, and the adapter kept is the best dev snapshot. With ``store`` the run lives in the
+    object store (see :func:`make_trainer`); the adapter is read back from its checkpoint there.
 
     Returns:
-        Training metrics: step, final loss, tokens/s, wall time, peak memory, per-step history.
+        Training metrics: step, final loss, tokens/s, compute and wall time, peak memory, per-step
+        history, the evaluations (``evals``), the best one (``best``) and ``stopped_early``.
     """
     if not examples:
         raise ValueError(f"adapter {cfg.name!r}: no training examples")
     ensure_ray(ray_cfg, cluster_address)
     steps = plan_steps(len(examples), cfg, ray_cfg.num_workers)
-    run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir)}"
+    run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir, eval_examples or [])}"
     logger.info(
         "training %s: %d examples, %d steps on %d worker(s), run %s",
         cfg.name,
@@ -170,20 +199,20 @@ def train_adapter(
         run_name,
     )
     start = time.perf_counter()
-    args = (examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples, eval_every)
+    args = (examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples)
     with follow_reports(f"train {cfg.name}", steps) as callbacks:
-        result = make_trainer(*args, callbacks, store=store).fit()
+        result = make_trainer(*args, callbacks=callbacks, store=store).fit()
     wall = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"adapter {cfg.name!r}: training finished without a checkpoint")
-    with result.checkpoint.as_directory() as ckpt:
-        shutil.copytree(ckpt, out_dir, dirs_exist_ok=True)
-    (out_dir / STATE_FILE).unlink(missing_ok=True)  # optimiser state stays in the run's storage
     metrics = dict(result.metrics)
+    with result.checkpoint.as_directory() as ckpt:
+        collect_adapter(Path(ckpt), metrics, out_dir, curve_dir)
     metrics.update(
         {
             "wall_time_s": wall,
             "examples": len(examples),
+            "examples_per_step": cfg.batch_size * cfg.grad_accum * ray_cfg.num_workers,
             "workers": ray_cfg.num_workers,
             "planned_steps": steps,
             "run_name": run_name,
@@ -191,7 +220,14 @@ def train_adapter(
         }
     )
     logger.info(
-        "trained %s in %.0f s: loss %.3f, %.0f tokens/s", cfg.name, wall, metrics["loss"], metrics["tokens_per_s"]
+        "trained %s in %.0f s: loss %.3f, %.0f tokens/s%s",
+        cfg.name,
+        wall,
+        metrics["loss"],
+        metrics["tokens_per_s"],
+        f", kept step {metrics['best']['step']} (dev loss {metrics['best']['dev_loss']:.3f})"
+        if metrics.get("best")
+        else "",
     )
     return metrics
 

@@ -55,7 +55,7 @@ def drill() -> None:
     """Knowledge-update drill: hold documents back, add them as new data, time and score each mix absorbing them."""
     from components import tracking
     from components.catalog import Catalog
-    from components.evaluation.drill import drill_report
+    from components.evaluation.drill_run import drill_report
 
     p, here = params(), root()
     catalog = Catalog(here, p.data.paths)

@@ -23,7 +23,7 @@ def main() -> None:
     from components.catalog.artifacts import AdapterTraining, FinetuneFile
     from components.io import atomic_path
     from components.llm.models import load_tokenizer
-    from components.training.examples import build_examples
+    from components.training.examples import examples_and_dev
     from components.training.inputs import load_inputs
     from components.training.storage import ObjectStore
     from components.training.trainer import train_adapter
@@ -37,10 +37,11 @@ def main() -> None:
     tracking.setup(s.root, p.evaluation.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     results = {}
-    with atomic_path(c.adapters) as out:
+    with atomic_path(c.adapters) as out, atomic_path(c.curves) as curves:
         out.mkdir()
+        curves.mkdir()
         for adapter in p.finetune.adapters:
-            examples = build_examples(inputs, tokenizer, adapter, p.evaluation.prompts)
+            examples, dev = examples_and_dev(inputs, tokenizer, adapter, p.evaluation.prompts)
             metrics = train_adapter(
                 examples,
                 c.base_model,
@@ -49,6 +50,8 @@ def main() -> None:
                 out / adapter.name,
                 c.ray_storage,
                 cluster_address=os.environ.get("RAY_ADDRESS"),
+                eval_examples=dev,
+                curve_dir=curves / adapter.name,
                 store=store,
             )
             tokenizer.save_pretrained(out / adapter.name)
@@ -57,13 +60,14 @@ def main() -> None:
                 "ray": p.finetune.ray.model_dump(),
                 "base_model": p.finetune.base_model.name,
                 "examples": len(examples),
+                "dev_examples": len(dev),
             }
             history = metrics.pop("history", [])
             run_id = tracking.log_training(adapter.name, run_params, history, metrics, tags)
             results[adapter.name] = AdapterTraining.from_run(metrics, run_id)
             typer.echo(
                 f"{adapter.name}: {metrics['step']} steps, loss {metrics['loss']:.3f}, "
-                f"{metrics['tokens_per_s']:.0f} tokens/s, {metrics['wall_time_s']:.0f} s, "
+                f"{metrics['tokens_per_s']:.0f} tokens/s, {metrics['compute_s']:.0f} s of compute, "
                 f"peak {metrics['peak_memory_mb']:.0f} MB (MLflow run {run_id})"
             )
     artifacts.write(FinetuneFile(results), c.metrics("finetune"))

@@ -18,12 +18,13 @@ def main() -> None:
     s = stage("register")
     p, c, cfg = s.params, s.catalog, s.params.evaluation
     best = artifacts.read(BestFile, c.metrics("best"))
-    chosen = best.best
+    chosen = best.recommended  # the champion is the recommendation (cheapest of the cells as good as the best)
+    generation = cfg.generation.model_copy(update={"max_new_tokens": best.max_new_tokens})
     tracking.setup(s.root, cfg.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     names = [a.name for a in p.finetune.adapters]
     prefix = cfg.registry.adapter_prefix
-    for result in register_adapters(names, c.adapters, c.base_model, prefix, cfg.prompts, cfg.generation, tags):
+    for result in register_adapters(names, c.adapters, c.base_model, prefix, cfg.prompts, generation, tags):
         typer.echo(
             f"adapter: {result['name']} version {result['version']}{'' if result['created'] else ' (unchanged)'}"
         )
@@ -37,9 +38,10 @@ def main() -> None:
             c.base_model,
             c.adapters,
             cfg.prompts,
-            cfg.generation,
+            generation,
             cfg.registry,
             tags,
+            best.few_shot_examples,
         )
     write_json({**result, "cell": chosen.cell, "alias": cfg.registry.alias}, c.metrics("registry"))
     typer.echo(
