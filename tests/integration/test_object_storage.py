@@ -142,7 +142,7 @@ def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, 
         None,
         PARAMS.evaluation.prompts,
         like(PARAMS.evaluation.generation, max_new_tokens=8, batch_size=1),
-        {"qa_match": load_metric("qa_match")},
+        {"qa_match": load_metric("qa_match").compute},
     )
     assert len(rows) == 1 and isinstance(rows["prediction"][0], str)
     assert 0.0 <= rows["f1"][0] <= 1.0 and rows["completion_tokens"][0] > 0
