@@ -8,6 +8,7 @@ servers, kills). ``make test`` runs all three, ``make test-unit`` the first.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of the same name
 
 set_offline_defaults()
+# Ray clusters of tests live on this machine: keep their nodes on 127.0.0.1 (Ray otherwise swaps a
+# loopback --node-ip-address for the host's address). Read when ray is first imported, hence here.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from components.config import load_params  # noqa: E402
 

@@ -16,7 +16,8 @@ import pandas as pd
 
 from components.config import GenerationConfig, PromptConfig
 from components.evaluation.grid import Cell
-from components.llm.generation import chat_prompt, generate, user_message
+from components.llm.engines import generate
+from components.llm.generation import chat_prompt, user_message
 from components.llm.prediction_cache import PredictionCache
 from components.retrieval.metrics import METRICS, latency_summary, score_retrieval
 from components.retrieval.search import Hit

@@ -52,7 +52,7 @@ class CellOutput:
 def run_job(job: Job) -> list[CellOutput]:
     """Load the job's model variant once and answer every cell's prompts (batched) and timed prompts (one by one)."""
     from components.evaluation.answer import time_queries
-    from components.llm.generation import generate
+    from components.llm.engines import generate
     from components.llm.models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(job.base_dir)

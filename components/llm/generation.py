@@ -1,7 +1,8 @@
 """Answer generation: prompts in the model's chat template, batched greedy decoding.
 
 Prompts are left-padded so a batch decodes together with the KV cache; greedy decoding keeps the
-answers deterministic, so a grid cell scores the same on every run.
+answers deterministic, so a grid cell scores the same on every run. :func:`generate` is the
+transformers engine; :mod:`components.llm.engines` picks it or vLLM, and the precision, from params.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from components.config import GenerationConfig, PromptConfig
+from components.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +89,14 @@ def clean_answer(text: str) -> str:
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> list[Generation]:
-    """Greedy answers for rendered prompts, in batches of ``cfg.batch_size``."""
-    results: list[Generation] = []
+    """Greedy answers for rendered prompts, in batches of ``cfg.batch_size``, on the model's device."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding per batch
     by_index: dict[int, Generation] = {}
-    start_all = time.perf_counter()
+    progress = Progress(len(prompts), "generate", "answers", enabled=bool(prompts))
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(model.device)
         t0 = time.perf_counter()
         out = model.generate(
             **batch,
@@ -114,8 +116,6 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> lis
                 latency_s=per_item,
                 hit_cap=n_completion >= cfg.max_new_tokens,
             )
-    results = [by_index[i] for i in range(len(prompts))]
-    elapsed = time.perf_counter() - start_all
-    if prompts:
-        logger.info("generated %d answers in %.1f s (%.2f/s)", len(prompts), elapsed, len(prompts) / max(elapsed, 1e-9))
-    return results
+        progress.update(len(idx))
+    progress.close()  # the closing line: answers, seconds, answers/s
+    return [by_index[i] for i in range(len(prompts))]

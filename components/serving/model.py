@@ -74,7 +74,7 @@ def open_retriever(bundle: Bundle):
 def answer(model, tokenizer, retriever, bundle: Bundle, questions: list[str]) -> pd.DataFrame:
     """Answer ``questions`` the way the bundle's grid cell did (same prompts and examples, same greedy decoding)."""
     from components.evaluation.answer import render_prompts
-    from components.llm.generation import generate
+    from components.llm.engines import generate
 
     hits = retriever.search(questions)[0] if retriever is not None else None
     prompts = render_prompts(tokenizer, questions, hits, bundle.prompts, bundle.examples)

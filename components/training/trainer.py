@@ -2,7 +2,9 @@
 
 The run is named after the adapter and a fingerprint of its config and data, so re-running an
 interrupted ``ragtune finetune`` with the same storage resumes from the latest checkpoint.
-``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster.
+``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster; with an object store
+(:mod:`components.training.storage`) the run, its checkpoints and the base model live in a bucket
+every node reaches, so the cluster needs no filesystem shared with the driver.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from components.config import AdapterConfig, RayConfig
 from components.ray_runtime import start_ray
+from components.training.reports import follow_reports
+from components.training.storage import ObjectStore, publish_dir, ray_storage
 from components.training.worker import SNAPSHOTS, STATE_FILE, snapshot_name, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
@@ -66,28 +70,32 @@ def make_trainer(
     callbacks: list | None = None,
     report_every: int | None = None,
     early_stopping: bool = True,
+    store: ObjectStore | None = None,
 ):
     """The Ray Train ``TorchTrainer`` for one adapter run of ``steps`` steps, stored under ``run_name``.
 
     Workers report metrics every ``report_every`` steps (default: about 20 reports per run), at
     checkpoints, at held-out evaluations and at the end. With ``eval_examples`` the dev loss is
     measured every ``eval_every`` steps (default: the adapter's) and, with ``early_stopping``, the
-    run stops after the adapter's ``patience`` evaluations without improvement.
+    run stops after the adapter's ``patience`` evaluations without improvement. With ``store`` the
+    run lives in the object store and the workers load the base model from there (uploaded once
+    per content hash).
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    storage_path, storage_filesystem = ray_storage(storage_dir, store)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "adapter": cfg.model_dump(mode="json"),
-            "base_dir": str(base_dir.resolve()),
+            "base_model": publish_dir(base_dir, store, "base"),
             "examples": examples,
             "steps": steps,
             "threads": ray_cfg.cpus_per_worker,
             "report_every": report_every or max(1, steps // 20),
             "stop_after": stop_after,
-            "run_dir": str(storage_dir.resolve() / run_name),
+            "run_dir": None if store else str(storage_dir.resolve() / run_name),  # None: node-local
             "eval_examples": eval_examples or [],
             "eval_every": eval_every or cfg.eval_every,
             "patience": cfg.patience if early_stopping else None,
@@ -100,7 +108,8 @@ def make_trainer(
             resources_per_worker={"CPU": ray_cfg.cpus_per_worker},
         ),
         run_config=RunConfig(
-            storage_path=str(storage_dir.resolve()),
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             name=run_name,
             failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),  # the latest two: enough to resume
@@ -137,6 +146,7 @@ def train_adapter(
     stop_after: int | None = None,
     eval_examples: list[dict] | None = None,
     curve_dir: Path | None = None,
+    store: ObjectStore | None = None,
 ) -> dict:
     """Train one LoRA adapter with Ray Train; copy the adapter kept to ``out_dir``, its snapshots to ``curve_dir``.
 
@@ -146,7 +156,8 @@ def train_adapter(
     checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
     the planned total. With ``eval_examples`` (held-out dev questions) the dev loss is measured
     every ``cfg.eval_every`` steps, the run stops early after ``cfg.patience`` evaluations without
-    improvement, and the adapter kept is the best dev snapshot.
+    improvement, and the adapter kept is the best dev snapshot. With ``store`` the run lives in the
+    object store (see :func:`make_trainer`); the adapter is read back from its checkpoint there.
 
     Returns:
         Training metrics: step, final loss, tokens/s, compute and wall time, peak memory, per-step
@@ -165,11 +176,10 @@ def train_adapter(
         ray_cfg.num_workers,
         run_name,
     )
-    trainer = make_trainer(
-        examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples=eval_examples
-    )
     start = time.perf_counter()
-    result = trainer.fit()
+    args = (examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples)
+    with follow_reports(f"train {cfg.name}", steps) as callbacks:
+        result = make_trainer(*args, callbacks=callbacks, store=store).fit()
     wall = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"adapter {cfg.name!r}: training finished without a checkpoint")
@@ -184,6 +194,7 @@ def train_adapter(
             "workers": ray_cfg.num_workers,
             "planned_steps": steps,
             "run_name": run_name,
+            "checkpoint_uri": _checkpoint_uri(result.checkpoint, store),
         }
     )
     logger.info(
@@ -197,3 +208,8 @@ def train_adapter(
         else "",
     )
     return metrics
+
+
+def _checkpoint_uri(checkpoint, store: ObjectStore | None) -> str:
+    """Where the result checkpoint (the adapter) lives: a local path or an ``s3://`` URI."""
+    return f"s3://{checkpoint.path}" if store else checkpoint.path

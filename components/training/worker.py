@@ -12,6 +12,8 @@ worker (DDP over gloo on CPU, nccl on GPU with bf16 autocast).
   evaluations) and the snapshots. A restarted worker group (``max_failures``) or a new run of the
   same adapter resumes from it through ``ray.train.get_checkpoint()``, so the compute seconds that
   produced an adapter add up across restarts and resumes.
+- The base model comes as a :class:`~components.training.storage.StoredDir`: a local path, or a
+  folder in the object store that each node downloads once into a local cache.
 """
 
 from __future__ import annotations
@@ -85,11 +87,11 @@ def train_loop_per_worker(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     bf16 = device.type == "cuda"
-    _record_pid(Path(config["run_dir"]) / "workers", rank)
+    run_dir = config["run_dir"] or Path(tempfile.gettempdir()) / "ragtune-runs" / ctx.get_experiment_name()
+    _record_pid(Path(run_dir) / "workers", rank)
 
-    model = add_lora(
-        AutoModelForCausalLM.from_pretrained(config["base_dir"]), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules
-    )
+    base_dir = config["base_model"].local()
+    model = add_lora(AutoModelForCausalLM.from_pretrained(base_dir), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     steps = config["steps"]
     state, saved = new_state(), None

@@ -2,14 +2,16 @@
 
 An interrupted run resumes: run it again with the same params and data, and each adapter continues
 from the latest checkpoint under data/models/ray/<adapter>-<fingerprint>. Registering the adapters
-in the model registry is the ``register`` stage's work.
+in the model registry is the ``register`` stage's work. ``RAGTUNE_STORAGE_URI`` (s3://bucket/prefix,
+with ``AWS_ENDPOINT_URL`` and the AWS credentials) keeps the runs and the base model in object
+storage instead, for a Ray cluster that shares no disk with this machine (docs/scale-out.md).
 """
 
 from __future__ import annotations
 
 import typer
 
-from flows.common import data_version, stage
+from flows.common import EXIT_CONFIG, data_version, exits_on, stage
 
 
 def main() -> None:
@@ -23,9 +25,12 @@ def main() -> None:
     from components.llm.models import load_tokenizer
     from components.training.examples import examples_and_dev
     from components.training.inputs import load_inputs
+    from components.training.storage import ObjectStore
     from components.training.trainer import train_adapter
 
     s = stage("finetune")
+    with exits_on(ValueError, code=EXIT_CONFIG):
+        store = ObjectStore.from_env(os.environ)
     p, c = s.params, s.catalog
     inputs = load_inputs(c, p.finetune.adapters, p.retrieval)
     tokenizer = load_tokenizer(c.base_model)
@@ -47,6 +52,7 @@ def main() -> None:
                 cluster_address=os.environ.get("RAY_ADDRESS"),
                 eval_examples=dev,
                 curve_dir=curves / adapter.name,
+                store=store,
             )
             tokenizer.save_pretrained(out / adapter.name)
             run_params = {
