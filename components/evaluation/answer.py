@@ -39,7 +39,7 @@ def answer_cell(
         cache: answers already generated for the same scope and prompt are reused from it.
 
     With retrieval (``hits`` and the retriever's ``top_k``), each row also carries the retrieved
-    doc ids and the retrieval metrics of ``components.retrieval.metrics``.
+    doc ids, chunk ids, scores and texts and the retrieval metrics of ``components.retrieval.metrics``.
     """
     prompts = [
         chat_prompt(
@@ -69,7 +69,7 @@ def answer_cell(
             "completion_tokens": [g.completion_tokens for g in generations],
             "latency_s": [g.latency_s for g in generations],
         }
-    )
+    ).assign(**trace_columns(prompts, hits))
     if "rouge_l" in metrics:
         rows["rouge_l"] = metrics["rouge_l"].compute(predictions=predictions, references=references)[
             "rouge_l_per_example"
@@ -83,13 +83,29 @@ def answer_cell(
             )["answer_support_per_example"]
         )
     if hits is not None:
-        rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
         if top_k is None:
             raise ValueError("answer_cell needs the retriever's top_k to score retrieval")
         scores = score_retrieval(rows["retrieved_doc_ids"].tolist(), [list(g) for g in questions["doc_ids"]], top_k)
         for name in METRICS:
             rows[name] = scores[name].to_numpy()
     return rows
+
+
+RETRIEVED = {  # row column -> the Hit field it lists, best hit first
+    "retrieved_doc_ids": "doc_id",
+    "retrieved_chunk_ids": "chunk_id",
+    "retrieved_scores": "score",
+    "retrieved_texts": "text",
+}
+
+
+def trace_columns(prompts: list[str], hits: list[list[Hit]] | None) -> dict[str, list]:
+    """Each question's prompt and, with retrieval, its chunks' documents, ids, scores and texts (best first):
+    what the MLflow trace of the question shows (``components.tracking.genai``)."""
+    columns: dict[str, list] = {"prompt": prompts}
+    if hits is not None:
+        columns.update({name: [[getattr(h, key) for h in row] for row in hits] for name, key in RETRIEVED.items()})
+    return columns
 
 
 def summarize(cell: Cell, rows: pd.DataFrame, retrieval_latency_s: list[float] | None) -> dict:

@@ -143,6 +143,8 @@ def evaluate_grid(cells: list[Cell], setup: GridSetup) -> Iterator[CellResult]:
             top_k=retrieved.top_k if retrieved else None,
             cache=cache,
         )
+        if retrieved:
+            rows["retrieval_latency_s"] = retrieved.latencies_s  # per question: the trace's retriever span
         metrics = summarize(cell, rows, retrieved.latencies_s if retrieved else None)
         metrics.update(training_metrics(setup.training.get(cell.model)))
         yield CellResult(cell, rows, metrics, cell_params(cell, setup), cache.generated)

@@ -52,7 +52,7 @@ def main() -> None:
     )
     records, rows, generated = [], [], 0
     for result in evaluate_grid(grid(list(adapters), list(opened)), setup):
-        run_id = tracking.log_cell(parent, result.cell.name, result.params, result.metrics, result.rows, tags)
+        run_id = log_cell(parent, result, tags, questions, cfg.split, str(c.qa))
         records.append(CellRecord(**vars(result.cell), cell=result.cell.name, run_id=run_id, metrics=result.metrics))
         rows.append(result.rows.assign(cell=result.cell.name))
         generated += result.generated
@@ -68,3 +68,11 @@ def main() -> None:
         f"evaluated {len(records)} cells on {len(questions)} {cfg.split} questions, {generated} answers generated "
         f"(the rest from the prediction cache) (MLflow run {parent})"
     )
+
+
+def log_cell(parent: str, result, tags: dict, qa, split: str, source: str) -> str:
+    """The cell's MLflow run, then that run as a GenAI evaluation on the split's questions (docs/dashboard.md)."""
+    from components.evaluation.scores import scored
+    from components.tracking import genai
+
+    return genai.log_cell(parent, result, tags, genai.split_dataset(qa, split, source), scored(result.rows.columns))

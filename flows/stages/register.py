@@ -19,7 +19,7 @@ def main() -> None:
     p, c, cfg = s.params, s.catalog, s.params.evaluation
     best = artifacts.read(BestFile, c.metrics("best"))
     chosen = best.best
-    tracking.setup(s.root, cfg.experiment)
+    tracking.setup_ops(s.root, cfg.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     names = [a.name for a in p.finetune.adapters]
     prefix = cfg.registry.adapter_prefix

@@ -45,6 +45,7 @@ def main() -> None:
     m, best, chosen = cfg.main_metric, decision.best.best, decision.best.recommended
     for run_id, metrics in run_metrics(decision.table, m).items():
         tracking.log_to_run(run_id, metrics=metrics)
+    tracking.mark_leaderboard(decision.table, m, chosen.cell, cells.experiment_id, decision.recommendation["text"])
     tracking.log_to_run(
         cells.parent_run_id,
         metrics={f"best_{m}": best.mean, f"recommended_{m}": chosen.mean},
