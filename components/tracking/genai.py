@@ -185,7 +185,7 @@ def question_trace(row: pd.Series, cell, split: str, run_id: str, experiment_id:
 def expectations_of(row: pd.Series, questions: SplitDataset) -> dict:
     """The question's expectations: its accepted answers and gold documents."""
     gold = questions.gold_doc_ids[str(row["qa_id"])]
-    return {scoring.EXPECTED_ANSWERS: [str(a) for a in row["answers"]], scoring.EXPECTED_DOC_IDS: gold}
+    return {scoring.EXPECTED: {"answers": [str(a) for a in row["answers"]], "doc_ids": gold}}
 
 
 def assess(trace: Trace, expectations: dict, scorers: list, run_id: str) -> list[float | None]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.tracking import MlflowClient
 
@@ -152,16 +154,20 @@ def log_to_run(
     tags: dict | None = None,
     params: dict | None = None,
 ) -> None:
-    """Add metrics, artifact files, tags and params to an existing run (the parent, after selection)."""
-    with mlflow.start_run(run_id=run_id):
-        if params:
-            mlflow.log_params(flat(params))
-        if metrics:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        if tags:
-            mlflow.set_tags(tags)
-        for path in files:
-            mlflow.log_artifact(str(path))
+    """Add metrics, artifact files, tags and params to an existing run (the parent, after selection).
+
+    Through the client, not the fluent API: the run may belong to another experiment than the active
+    one (``register`` tags a cell run of the pipeline's experiment while it logs in ``<experiment>-ops``).
+    """
+    client, now = MlflowClient(), int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+        params=[Param(k, v) for k, v in flat(params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+    for path in files:
+        client.log_artifact(run_id, str(path))
 
 
 def cell_runs(parent_id: str) -> pd.DataFrame:
