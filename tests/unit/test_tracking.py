@@ -102,3 +102,15 @@ def test_the_leaderboard_lands_on_the_cell_runs(store):
     urls = tracking.urls("http://127.0.0.1:5000/", "unit")
     assert urls["compare the cells"] == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/evaluation-runs"
     assert tracking.urls("http://127.0.0.1:5000", "no-such-experiment") == {}
+
+
+def test_a_cell_run_is_tagged_while_the_bookkeeping_experiment_is_active(store):
+    """``register`` tags the chosen cell run (pipeline experiment) while it logs in ``<experiment>-ops``."""
+    parent = tracking.start_parent("p", {}, {})
+    cell = tracking.log_cell(parent, "base+none", {}, {"f1": 0.5}, pd.DataFrame({"f1": [0.5]}), {})
+    tracking.setup_ops(store, "unit")
+    tags = {"ragtune.registered_as": "ragtune-qa/1"}
+    tracking.log_to_run(cell, metrics={"m": 1.0}, tags=tags, params={"a": {"b": 1}})
+    run = mlflow.get_run(cell)
+    assert run.data.tags["ragtune.registered_as"] == "ragtune-qa/1"
+    assert run.data.metrics["m"] == 1.0 and run.data.params["a.b"] == "1"
