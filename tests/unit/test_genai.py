@@ -71,11 +71,12 @@ def cell_rows(hits: list[list[Hit]] | None) -> pd.DataFrame:
     return rows
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    experiment_id = tracking.setup(tmp_path, "unit")
-    yield experiment_id
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One sqlite store for the module (creating one takes seconds); each test logs its own runs in it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield tracking.setup(tmp_path_factory.mktemp("store"), "unit")
     mlflow.set_tracking_uri(None)
 
 
