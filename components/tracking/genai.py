@@ -142,7 +142,8 @@ def question_trace(row: pd.Series, cell, split: str, run_id: str, experiment_id:
     trace_id = "tr-" + raw.hex()
     root, retrieve, generate = os.urandom(8), os.urandom(8), os.urandom(8)
     documents = _retrieved(row)
-    retrieval_ns = int(float(row.get("retrieval_latency_s", 0.0) or 0.0) * 1e9) if documents is not None else 0
+    latency = row.get("retrieval_latency_s")
+    retrieval_ns = int(float(latency) * 1e9) if documents is not None and pd.notna(latency) else 0
     end_ns = start_ns + retrieval_ns + int(float(row["latency_s"]) * 1e9)
     question, answer = str(row["question"]), str(row["prediction"])
     usage = {
