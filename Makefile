@@ -20,7 +20,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test test-unit lint bench bench-train ui clean
+.PHONY: install run test test-unit lint bench bench-train bench-tracing screenshots ui clean
 
 install: $(STAMP)
 
@@ -52,6 +52,12 @@ bench: install
 
 bench-train: install   # needs the ingest and model outputs: run `make run` first
 	$(PY) bench/train.py --steps 10
+
+bench-tracing: install   # needs `make run` first: the dashboard's logging beside answering the same questions
+	PYTHONPATH=. $(PY) bench/tracing.py
+
+screenshots: install   # needs `make run` first: the README's pictures of the MLflow dashboard (headless Chromium)
+	$(PY) -m tests.e2e.dashboard --project . --out docs/img
 
 ui: install
 	$(VENV)/bin/ragtune ui

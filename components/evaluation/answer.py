@@ -77,14 +77,33 @@ def score_answers(predictions: list[str], questions: pd.DataFrame, hits, scorers
     return pd.DataFrame(columns, index=questions.index)
 
 
+RETRIEVED = {  # row column -> the Hit field it lists, best hit first
+    "retrieved_doc_ids": "doc_id",
+    "retrieved_chunk_ids": "chunk_id",
+    "retrieved_scores": "score",
+    "retrieved_texts": "text",
+}
+
+
+def trace_columns(prompts: list[str], hits: list[list[Hit]] | None) -> dict[str, list]:
+    """Each question's prompt and, with retrieval, its chunks' documents, ids, scores and texts (best first):
+    what the MLflow trace of the question shows (``components.tracking.genai``)."""
+    columns: dict[str, list] = {"prompt": prompts}
+    if hits is not None:
+        columns.update({name: [[getattr(h, key) for h in row] for row in hits] for name, key in RETRIEVED.items()})
+    return columns
+
+
 def build_rows(
     questions: pd.DataFrame,
+    prompts: list[str],
     generations: list,
     hits: list[list[Hit]] | None,
     scorers: dict[str, Scorer],
     top_k: int | None,
 ) -> pd.DataFrame:
-    """One row per question: the answer, its scores, tokens, whether it hit the cap, and the retrieval metrics."""
+    """One row per question: the prompt, the answer, its scores, tokens, whether it hit the cap, the retrieved
+    chunks and the retrieval metrics."""
     predictions = [g.answer for g in generations]
     rows = pd.DataFrame(
         {
@@ -98,10 +117,10 @@ def build_rows(
             "latency_s": [g.latency_s for g in generations],
         }
     ).join(score_answers(predictions, questions, hits, scorers))
+    rows = rows.assign(**trace_columns(prompts, hits))
     if hits is not None:
         if top_k is None:
             raise ValueError("scoring retrieval needs the retriever's top_k")
-        rows["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]
         scores = score_retrieval(rows["retrieved_doc_ids"].tolist(), [list(g) for g in questions["doc_ids"]], top_k)
         for name in METRICS:
             rows[name] = scores[name].to_numpy()
@@ -129,7 +148,7 @@ def answer_cell(
         examples: few-shot (question, answer) turns shown before each question.
 
     With retrieval (``hits`` and the retriever's ``top_k``), each row also carries the retrieved
-    doc ids and the retrieval metrics of ``components.retrieval.metrics``.
+    doc ids, chunk ids, scores and texts and the retrieval metrics of ``components.retrieval.metrics``.
     """
     rendered = render_prompts(tokenizer, questions["question"].tolist(), hits, prompts, examples)
 
@@ -137,7 +156,7 @@ def answer_cell(
         return generate(model, tokenizer, batch, generation)
 
     generations = cache.generate(rendered, run) if cache is not None else run(rendered)
-    return build_rows(questions, generations, hits, scorers, top_k)
+    return build_rows(questions, rendered, generations, hits, scorers, top_k)
 
 
 def time_queries(model, tokenizer, rendered: list[str], generation: GenerationConfig) -> list[float]:

@@ -184,9 +184,10 @@ def evaluate_cells(
         generations = {**plan.cached, **dict(zip(plan.missing, out.generations, strict=True))}
         found = plan.found
         hits = found.hits if found else None
-        rows = build_rows(
-            questions, [generations[i] for i in range(len(plan.prompts))], hits, score, found.top_k if found else None
-        )
+        answers = [generations[i] for i in range(len(plan.prompts))]
+        rows = build_rows(questions, plan.prompts, answers, hits, score, found.top_k if found else None)
+        if found:
+            rows["retrieval_latency_s"] = found.latencies_s  # per question: the trace's retriever span
         retrieval_s = found.latencies_s if found else [0.0] * len(out.latencies_s)
         latencies = [g + r for g, r in zip(out.latencies_s, retrieval_s, strict=False)]
         metrics = summarize(plan.cell, rows, latencies, found.latencies_s if found else None)

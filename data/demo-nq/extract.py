@@ -82,9 +82,10 @@ def select(examples: list[dict], n: int, seed: int, max_words: int) -> list[dict
 
 def write(items: list[dict], out: Path, passage: str, answer: str) -> None:
     (out / "docs").mkdir(parents=True, exist_ok=True)
-    with (out / "docs" / "passages.jsonl").open("w", encoding="utf-8") as docs, (out / "qa.jsonl").open(
-        "w", encoding="utf-8"
-    ) as qa:
+    with (
+        (out / "docs" / "passages.jsonl").open("w", encoding="utf-8") as docs,
+        (out / "qa.jsonl").open("w", encoding="utf-8") as qa,
+    ):
         for item in items:
             doc_id = "nq/" + hashlib.sha256(item["real"].encode()).hexdigest()[:12]
             title = " ".join(item[passage].split()[:8])

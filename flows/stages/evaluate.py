@@ -32,15 +32,8 @@ def main() -> None:
     records = []
 
     def log(result) -> None:
-        name = result.cell.name
-        run_id = tracking.log_cell(
-            parent,
-            name,
-            result.params,
-            result.metrics,
-            result.rows,
-            {**tags, "ragtune.split": result.split, "ragtune.node": result.node},
-        )
+        name, cell_tags = result.cell.name, {**tags, "ragtune.split": result.split, "ragtune.node": result.node}
+        run_id = log_cell(parent, result, cell_tags, g.splits[result.split], result.split, str(c.qa))
         records.append(
             CellRecord(**vars(result.cell), cell=name, split=result.split, run_id=run_id, metrics=result.metrics)
         )
@@ -70,3 +63,11 @@ def main() -> None:
         f"evaluated {len(result.dev)} cells on {sizes['dev']} dev questions and {len(result.test)} on {sizes['test']} "
         f"test questions; {generated} answers generated (the rest from the prediction cache) (MLflow run {parent})"
     )
+
+
+def log_cell(parent: str, result, tags: dict, qa, split: str, source: str) -> str:
+    """The cell's MLflow run, then that run as a GenAI evaluation on the split's questions (docs/dashboard.md)."""
+    from components.evaluation.scores import scored
+    from components.tracking import genai
+
+    return genai.log_cell(parent, result, tags, genai.split_dataset(qa, split, source), scored(result.rows.columns))

@@ -34,7 +34,7 @@ def main() -> None:
     p, c = s.params, s.catalog
     inputs = load_inputs(c, p.finetune.adapters, p.retrieval)
     tokenizer = load_tokenizer(c.base_model)
-    tracking.setup(s.root, p.evaluation.experiment)
+    tracking.setup_ops(s.root, p.evaluation.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     results = {}
     with atomic_path(c.adapters) as out, atomic_path(c.curves) as curves:

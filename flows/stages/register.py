@@ -20,7 +20,7 @@ def main() -> None:
     best = artifacts.read(BestFile, c.metrics("best"))
     chosen = best.recommended  # the champion is the recommendation (cheapest of the cells as good as the best)
     generation = cfg.generation.model_copy(update={"max_new_tokens": best.max_new_tokens})
-    tracking.setup(s.root, cfg.experiment)
+    tracking.setup_ops(s.root, cfg.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     names = [a.name for a in p.finetune.adapters]
     prefix = cfg.registry.adapter_prefix

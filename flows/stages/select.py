@@ -7,13 +7,31 @@ import typer
 from flows.common import stage
 
 
+def write_report(decision, c) -> list:
+    """Write the leaderboard, the HTML report, its charts and the complementarity table; return the files."""
+    from components.io import atomic_path, write_text
+
+    files = [c.leaderboard, c.report_html]
+    for name, draw in decision.charts.items():
+        with atomic_path(c.report(name)) as tmp:
+            draw(tmp)
+        files.append(c.report(name))
+    write_text(decision.markdown, files[0])
+    write_text(decision.html, files[1])
+    if not decision.complementarity.empty:
+        with atomic_path(c.complementarity) as tmp:
+            decision.complementarity.to_csv(tmp, index=False)
+        files.append(c.complementarity)
+    return files
+
+
 def main() -> None:
     """Rank the cells with intervals and costs, recommend a mix, write the report; record it in MLflow."""
     from components import tracking
     from components.catalog import artifacts, table_name
     from components.catalog.artifacts import CellsFile, CurvesFile, FinetuneFile, IndexFile, RetrievalFile
     from components.decision.select import decide, run_metrics
-    from components.io import atomic_path, read_parquet, write_text
+    from components.io import read_parquet
 
     s = stage("select")
     p, c, cfg = s.params, s.catalog, s.params.evaluation
@@ -30,17 +48,7 @@ def main() -> None:
     groups = read_parquet(c.qa).set_index("qa_id")["leakage_group"]
     decision = decide(cells, rows, cfg, train, index_time, retrieval, curves, groups)
 
-    files = [c.leaderboard, c.report_html]
-    for name, draw in decision.charts.items():
-        with atomic_path(c.report(name)) as tmp:
-            draw(tmp)
-        files.append(c.report(name))
-    write_text(decision.markdown, files[0])
-    write_text(decision.html, files[1])
-    if not decision.complementarity.empty:
-        with atomic_path(c.complementarity) as tmp:
-            decision.complementarity.to_csv(tmp, index=False)
-        files.append(c.complementarity)
+    files = write_report(decision, c)
     artifacts.write(decision.best, c.metrics("best"))
 
     tracking.setup(s.root, cfg.experiment)
@@ -48,6 +56,7 @@ def main() -> None:
     for table in (decision.table, decision.test):
         for run_id, metrics in run_metrics(table, m).items() if table is not None else ():
             tracking.log_to_run(run_id, metrics=metrics)
+    tracking.mark_leaderboard(decision.table, m, chosen.cell, cells.experiment_id, decision.recommendation["text"])
     confirmed = decision.best.confirmation
     tracking.log_to_run(
         cells.parent_run_id,
