@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.project.resolve()
     params = load_params(root / "params")
-    grid = prepare_grid(params, Catalog(root, params.data.paths))
+    grid = prepare_grid(params, Catalog(root, params.data.paths), store=None)
     questions = grid.splits["dev"].head(args.max_questions)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -73,7 +73,7 @@ def main() -> None:
     from components.config import load_params
     from components.io import dir_hash
     from components.llm.models import prepare_base_model
-    from components.training.storage import STORAGE_ENV, ObjectStore, publish_dir
+    from components.storage import STORAGE_ENV, ObjectStore, publish_dir
     from components.training.trainer import ensure_ray, train_adapter
     from tests.e2e.servers import s3_server
 

@@ -6,8 +6,10 @@ driver renders prompts, reads and writes the prediction cache, scores and logs; 
 travel. ``evaluation.parallel.workers`` selects the executor: 1 runs the jobs here, one after
 another; more start that many Ray actors (``cpus_per_worker`` CPUs each; on ``RAY_ADDRESS``'s
 cluster when it is set), each loading the model variant of the job it runs, and results come back
-as they finish. The workers read the base model and the adapters from the paths the driver gives,
-so a cluster needs them on storage every node reaches (docs/scale-out.md).
+as they finish. A job names the base model and its adapter as
+:class:`~components.storage.StoredDir`: local paths on one machine, or (with an object
+store configured) folders the driver uploaded once per content hash, which each node fetches into
+its own cache, so no node needs the driver's disk (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.config import GenerationConfig
+from components.storage import STORAGE_ENV, ObjectStore, StoredDir, publish_dir
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,8 @@ class CellWork:
 @dataclass(frozen=True)
 class Job:
     model: str
-    base_dir: Path
-    adapter_dir: Path | None
+    base: StoredDir
+    adapter: StoredDir | None
     generation: GenerationConfig
     cells: list[CellWork]
 
@@ -49,14 +52,26 @@ class CellOutput:
     node: str  # where it ran: "local", or the Ray node id
 
 
+def _on_this_node(folder: StoredDir) -> Path:
+    """The folder on this node (fetched if it lives in the store); a clear error if a driver's path is missing."""
+    local = folder.local()
+    if not local.is_dir():
+        raise FileNotFoundError(
+            f"{local}: not on this node; on a cluster without a shared disk set {STORAGE_ENV} so the models "
+            "travel through object storage (docs/scale-out.md)"
+        )
+    return local
+
+
 def run_job(job: Job) -> list[CellOutput]:
     """Load the job's model variant once and answer every cell's prompts (batched) and timed prompts (one by one)."""
     from components.evaluation.answer import time_queries
     from components.llm.engines import generate
     from components.llm.models import load_model, load_tokenizer
 
-    tokenizer = load_tokenizer(job.base_dir)
-    model = load_model(job.base_dir, job.adapter_dir)
+    base_dir = _on_this_node(job.base)
+    tokenizer = load_tokenizer(base_dir)
+    model = load_model(base_dir, _on_this_node(job.adapter) if job.adapter else None)
     return [
         CellOutput(
             work.cell,
@@ -68,6 +83,22 @@ def run_job(job: Job) -> list[CellOutput]:
     ]
 
 
+def local_dir(path: Path | None) -> StoredDir | None:
+    """A folder read in place (one machine, or a disk every node shares)."""
+    return None if path is None else StoredDir(str(path.resolve()), digest="")
+
+
+def publish(jobs: list[Job], store: ObjectStore | None) -> list[Job]:
+    """The jobs with their base model and adapter uploaded to ``store`` (each once per content hash), if one is set."""
+    if store is None:
+        return jobs
+
+    def up(d: StoredDir | None, name: str) -> StoredDir | None:
+        return None if d is None else publish_dir(Path(d.path), store, name)
+
+    return [dataclasses.replace(j, base=up(j.base, "base"), adapter=up(j.adapter, f"adapter-{j.model}")) for j in jobs]
+
+
 def run_local(jobs: list[Job]) -> Iterator[CellOutput]:
     """The jobs in this process, one after another."""
     for job in jobs:
@@ -75,13 +106,17 @@ def run_local(jobs: list[Job]) -> Iterator[CellOutput]:
 
 
 def run_on_ray(
-    jobs: list[Job], workers: int, cpus_per_worker: int, cluster_address: str | None
+    jobs: list[Job], workers: int, cpus_per_worker: int, cluster_address: str | None, store: ObjectStore | None
 ) -> Iterator[CellOutput]:
-    """The jobs on ``workers`` Ray actors, each job on the next free actor; outputs as jobs finish."""
+    """The jobs on ``workers`` Ray actors, each job on the next free actor; outputs as jobs finish.
+
+    With ``store`` the models travel through it (:func:`publish`); without, the actors read the driver's paths.
+    """
     import ray
 
     from components.ray_runtime import start_ray
 
+    jobs = publish(jobs, store)
     start_ray(workers * cpus_per_worker, cluster_address)
 
     @ray.remote(num_cpus=cpus_per_worker, scheduling_strategy="SPREAD")  # over the cluster's nodes

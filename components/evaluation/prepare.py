@@ -19,6 +19,7 @@ from components.llm.models import load_tokenizer
 from components.retrieval.embedding import embedder_path
 from components.retrieval.open import Embedders, open_retrievers, run_params_of
 from components.retrieval.search import Retriever
+from components.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ def long_answers(answers: pd.Series, min_words: int) -> bool:
     return bool(lengths) and float(np.median(lengths)) >= min_words
 
 
-def prepare_grid(p, catalog: Catalog) -> Grid:
-    """Read the questions and the earlier stages' outputs; choose the grid's retrievers by their dev scores."""
+def prepare_grid(p, catalog: Catalog, store: ObjectStore | None) -> Grid:
+    """Read the questions and the earlier stages' outputs; choose the grid's retrievers by their dev scores.
+
+    ``store``: the object store the Ray actors fetch the models from (None: they read the catalog's paths).
+    """
     import lancedb
 
     cfg = p.evaluation
@@ -74,6 +78,7 @@ def prepare_grid(p, catalog: Catalog) -> Grid:
         latency_questions=cfg.latency_questions,
         workers=cfg.parallel.workers,
         cpus_per_worker=cfg.parallel.cpus_per_worker,
+        store=store,
     )
     logger.info(
         "answer cap: %d new tokens (the %g-th percentile of the train answers)", cap, cfg.generation.cap_percentile

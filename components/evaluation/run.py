@@ -18,13 +18,14 @@ import pandas as pd
 
 from components.config import AdapterConfig, GenerationConfig, PromptConfig
 from components.evaluation.answer import build_rows, render_prompts, summarize
-from components.evaluation.executors import CellWork, Job, run_local, run_on_ray
+from components.evaluation.executors import CellWork, Job, local_dir, run_local, run_on_ray
 from components.evaluation.grid import NO_RETRIEVAL, Cell
 from components.evaluation.metrics import load_metric
 from components.io import dir_hash
 from components.llm.models import load_tokenizer
 from components.llm.prediction_cache import PredictionCache
 from components.retrieval.search import Hit, Retriever
+from components.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class GridSetup:
     latency_questions: int  # questions per cell answered one at a time for the latency
     workers: int  # 1: answer in this process; more: that many Ray actors (executors.run_on_ray)
     cpus_per_worker: int
+    store: ObjectStore | None  # where the actors fetch the models from; None: the driver's paths
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,9 @@ def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Pla
         cache = PredictionCache(setup.cache_dir, scope)
         cached, missing = cache.lookup(prompts)
         plans[cell.name] = _Plan(cell, found, prompts, cache, cached, missing)
-        job = jobs.setdefault(cell.model, Job(cell.model, setup.base_dir, adapter_dir, setup.generation, []))
+        job = jobs.setdefault(
+            cell.model, Job(cell.model, local_dir(setup.base_dir), local_dir(adapter_dir), setup.generation, [])
+        )
         job.cells.append(CellWork(cell.name, [prompts[i] for i in missing], prompts[:n]))
     return plans, list(jobs.values())
 
@@ -175,7 +179,7 @@ def evaluate_cells(
     score = scorers(setup.similarity_model)
     plans, jobs = _plan(cells, questions, retrieved, setup, load_tokenizer(setup.base_dir))
     if setup.workers > 1:
-        outputs = run_on_ray(jobs, setup.workers, setup.cpus_per_worker, os.environ.get("RAY_ADDRESS"))
+        outputs = run_on_ray(jobs, setup.workers, setup.cpus_per_worker, os.environ.get("RAY_ADDRESS"), setup.store)
     else:
         outputs = run_local(jobs)
     for out in outputs:

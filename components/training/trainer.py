@@ -3,7 +3,7 @@
 The run is named after the adapter and a fingerprint of its config and data, so re-running an
 interrupted ``ragtune finetune`` with the same storage resumes from the latest checkpoint.
 ``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster; with an object store
-(:mod:`components.training.storage`) the run, its checkpoints and the base model live in a bucket
+(:mod:`components.storage`) the run, its checkpoints and the base model live in a bucket
 every node reaches, so the cluster needs no filesystem shared with the driver.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from components.config import AdapterConfig, RayConfig
 from components.ray_runtime import start_ray
+from components.storage import ObjectStore, publish_dir, ray_storage
 from components.training.reports import follow_reports
-from components.training.storage import ObjectStore, publish_dir, ray_storage
 from components.training.worker import SNAPSHOTS, STATE_FILE, snapshot_name, train_loop_per_worker
 
 logger = logging.getLogger(__name__)

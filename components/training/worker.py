@@ -12,7 +12,7 @@ worker (DDP over gloo on CPU, nccl on GPU with bf16 autocast).
   evaluations) and the snapshots. A restarted worker group (``max_failures``) or a new run of the
   same adapter resumes from it through ``ray.train.get_checkpoint()``, so the compute seconds that
   produced an adapter add up across restarts and resumes.
-- The base model comes as a :class:`~components.training.storage.StoredDir`: a local path, or a
+- The base model comes as a :class:`~components.storage.StoredDir`: a local path, or a
   folder in the object store that each node downloads once into a local cache.
 """
 

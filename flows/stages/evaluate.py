@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import typer
 
-from flows.common import data_version, stage
+from flows.common import EXIT_CONFIG, data_version, exits_on, stage
 
 
 def main() -> None:
@@ -20,10 +21,13 @@ def main() -> None:
     from components.evaluation.prepare import prepare_grid
     from components.evaluation.protocol import run_protocol
     from components.io import atomic_path, write_json
+    from components.storage import ObjectStore
 
     s = stage("evaluate")
+    with exits_on(ValueError, code=EXIT_CONFIG):
+        store = ObjectStore.from_env(os.environ)
     p, c, cfg = s.params, s.catalog, s.params.evaluation
-    g = prepare_grid(p, c)
+    g = prepare_grid(p, c, store)
     experiment_id = tracking.setup(s.root, cfg.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     sizes = {split: len(q) for split, q in g.splits.items()}

@@ -23,9 +23,9 @@ def main() -> None:
     from components.catalog.artifacts import AdapterTraining, FinetuneFile
     from components.io import atomic_path
     from components.llm.models import load_tokenizer
+    from components.storage import ObjectStore
     from components.training.examples import examples_and_dev
     from components.training.inputs import load_inputs
-    from components.training.storage import ObjectStore
     from components.training.trainer import train_adapter
 
     s = stage("finetune")

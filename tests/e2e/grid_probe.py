@@ -8,6 +8,7 @@ process, so each run joins (or starts) its own Ray.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from components.evaluation.grid import grid
 from components.evaluation.run import GridSetup, evaluate_cells
+from components.storage import ObjectStore
 from tests.conftest import PARAMS, like
 
 QUESTIONS = pd.DataFrame(
@@ -27,10 +29,23 @@ QUESTIONS = pd.DataFrame(
 )
 
 
-def main() -> None:
-    spec = json.loads(Path(sys.argv[1]).read_text())
+def random_adapter(base_model_dir: Path, folder: Path) -> Path:
+    """A LoRA adapter with random (not zero) weights: its answers differ from the base model's."""
+    from peft import LoraConfig, get_peft_model
+
+    from components.llm.models import load_model
+
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False
+    )
+    get_peft_model(load_model(base_model_dir), lora).save_pretrained(folder)
+    return folder
+
+
+def grid_setup(spec: dict, store: ObjectStore | None) -> GridSetup:
+    """A tiny grid's setup: the spec's base model, adapters (name -> folder), cache folder and workers."""
     adapters = {name: like(PARAMS.finetune.adapters[0], name=name) for name in spec["adapters"]}
-    setup = GridSetup(
+    return GridSetup(
         base_dir=Path(spec["base_dir"]),
         adapter_dirs={name: Path(path) for name, path in spec["adapters"].items()},
         adapters=adapters,
@@ -44,8 +59,14 @@ def main() -> None:
         latency_questions=1,
         workers=spec["workers"],
         cpus_per_worker=1,
+        store=store,
     )
-    for result in evaluate_cells(grid(list(adapters), [], [], 0), QUESTIONS, {}, setup, "dev"):
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    setup = grid_setup(spec, ObjectStore.from_env(os.environ))
+    for result in evaluate_cells(grid(list(spec["adapters"]), [], [], 0), QUESTIONS, {}, setup, "dev"):
         row = {"cell": result.cell.name, "node": result.node, "predictions": result.rows["prediction"].tolist()}
         print(json.dumps({**row, "f1": result.metrics["f1"]}), flush=True)
 

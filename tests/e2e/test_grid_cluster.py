@@ -9,20 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.grid_probe import random_adapter
 from tests.e2e.servers import ray_cluster
 from tests.tiny_project import project_env
-
-
-def _adapter(base_model_dir: Path, folder: Path) -> Path:
-    from peft import LoraConfig, get_peft_model
-
-    from components.llm.models import load_model
-
-    lora = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False
-    )
-    get_peft_model(load_model(base_model_dir), lora).save_pretrained(folder)  # random weights: answers differ from base
-    return folder
 
 
 def _probe(spec: dict, tmp_path: Path, env: dict, name: str) -> list[dict]:
@@ -38,7 +27,7 @@ def _probe(spec: dict, tmp_path: Path, env: dict, name: str) -> list[dict]:
 
 
 def test_cells_run_on_both_nodes_and_match_the_one_process_run(tmp_path, base_model_dir):
-    adapter = _adapter(base_model_dir, tmp_path / "adapter")
+    adapter = random_adapter(base_model_dir, tmp_path / "adapter")
     spec = {"base_dir": str(base_model_dir), "adapters": {"lora": str(adapter)}}
     env = project_env(tmp_path)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])

@@ -21,8 +21,8 @@ import pytest
 
 from components.config import QASource
 from components.llm.models import load_tokenizer
+from components.storage import STORAGE_ENV, ObjectStore
 from components.training.examples import TrainingInputs, build_examples
-from components.training.storage import STORAGE_ENV, ObjectStore
 from tests.conftest import PARAMS, REPO, like
 from tests.e2e.servers import ray_node_with_private_tmp, s3_server
 
@@ -146,6 +146,37 @@ def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, 
     )
     assert len(rows) == 1 and isinstance(rows["prediction"][0], str)
     assert 0.0 <= rows["f1"][0] <= 1.0 and rows["completion_tokens"][0] > 0
+
+
+def test_grid_cells_run_on_a_node_that_reaches_the_models_only_through_the_store(
+    s3, isolated_ray, base_model_dir, tmp_path
+):
+    """The grid on Ray with no shared disk: the base model and the adapter travel through the bucket;
+    without the store the node cannot open the driver's paths."""
+    from components.evaluation.grid import grid
+    from components.evaluation.run import evaluate_cells
+    from tests.e2e.grid_probe import QUESTIONS, grid_setup, random_adapter
+
+    store = ObjectStore.from_env({**s3, STORAGE_ENV: f"s3://{BUCKET}/grid"})
+    spec = {"base_dir": str(base_model_dir), "adapters": {"lora": str(random_adapter(base_model_dir, tmp_path / "a"))}}
+    cells = grid(["lora"], [], [], 0)
+
+    def answers(workers: int, store_: ObjectStore | None, cache: str) -> dict[str, tuple[list[str], str]]:
+        setup = grid_setup({**spec, "workers": workers, "cache_dir": str(tmp_path / cache)}, store_)
+        results = evaluate_cells(cells, QUESTIONS, {}, setup, "dev")
+        return {r.cell.name: (r.rows["prediction"].tolist(), r.node) for r in results}
+
+    here = answers(1, None, "local")
+    there = answers(2, store, "ray")
+    assert {node for _, node in here.values()} == {"local"}
+    assert "local" not in {node for _, node in there.values()}
+    assert {c: p for c, (p, _) in there.items()} == {c: p for c, (p, _) in here.items()}
+    uploaded = [k for k in _keys(store, "models") if k.endswith("/_COMPLETE")]
+    assert sorted(Path(k).parent.name.split("-")[0] for k in uploaded) == ["adapter", "base"], uploaded
+
+    missing = f"{base_model_dir}: not on this node.*{STORAGE_ENV}"  # no store: the node looks for the driver's path
+    with pytest.raises(Exception, match=missing):
+        answers(2, None, "no-store")
 
 
 def test_a_dvc_remote_on_the_object_store_round_trips(s3, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyarrow import fs
 
-from components.training.storage import COMPLETE, STORAGE_ENV, ObjectStore, StoredDir, publish_dir, ray_storage
+from components.storage import COMPLETE, STORAGE_ENV, ObjectStore, StoredDir, publish_dir, ray_storage
 
 ENV = {
     STORAGE_ENV: "s3://team-bucket/ragtune/runs/",
