@@ -1,106 +1,80 @@
-"""Benchmark: wall time of the LLM grid (the `evaluate` stage's work), per cell, cold and cached.
+"""Benchmark: the LLM grid's wall time in one process and on Ray workers, side by side in one run.
 
-Runs every cell of params/evaluation.yaml's grid on the first N questions of the split with the
-same component calls as `ragtune evaluate` (retrieval once per retriever; the model is loaded per cell
-so that its load time shows), first with an empty prediction cache, then again with the cache it filled.
-Run it with PYTHONPATH=. from the repository root.
+Runs every dev cell of the project's grid (the same ``prepare_grid`` and ``evaluate_cells`` as
+``ragtune evaluate``) on the first N dev questions, once per worker count, each with an empty
+prediction cache, then once more with the cache the first run filled. Run it with PYTHONPATH=.
+from the repository root of a project where ``ragtune run`` has finished:
 
-    .venv/bin/python bench/grid.py [--project .] [--max-questions 16]
+    .venv/bin/python bench/grid.py [--project .] [--max-questions 16] [--workers 1 2]
 
-Prints a table and writes bench/results/grid.json. Needs a project where `ragtune index`,
-`ragtune model` and `ragtune finetune` have run (data/index, data/models).
+Prints a table and writes bench/results/grid.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
-import lancedb
-import pandas as pd
 import torch
 
 from components.catalog import Catalog
 from components.config import load_params
-from components.evaluation.answer import answer_cell
-from components.evaluation.grid import NO_RETRIEVAL, grid, grid_retrievers, select_questions
-from components.evaluation.metrics import load_metric
-from components.evaluation.run import ANSWER_METRICS, retrieve
-from components.llm.models import load_model, load_tokenizer
-from components.llm.prediction_cache import PredictionCache
-from components.retrieval.open import Embedders, open_retrievers, run_params_of
+from components.evaluation.prepare import prepare_grid
+from components.evaluation.run import evaluate_cells, retrieve
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed_grid(grid, questions, workers: int, cache_dir: Path) -> tuple[float, list[str]]:
+    """Seconds for the whole grid on ``questions`` with ``workers``, and where each cell ran."""
+    setup = dataclasses.replace(grid.setup, workers=workers, cache_dir=cache_dir)
+    needed = {c.retriever for c in grid.cells} & set(grid.retrievers)
+    start = time.perf_counter()
+    retrieved = retrieve({n: grid.retrievers[n] for n in needed}, questions, grid.run_params)
+    nodes = [r.node for r in evaluate_cells(grid.cells, questions, retrieved, setup, "dev")]
+    return time.perf_counter() - start, nodes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--max-questions", type=int, default=16)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     root = args.project.resolve()
     params = load_params(root / "params")
-    catalog, cfg = Catalog(root, params.data.paths), params.evaluation
-    questions = select_questions(pd.read_parquet(catalog.qa), cfg.split, args.max_questions)
-    names = grid_retrievers(cfg.grid_retrievers, params.retrieval.retrievers)
-    in_grid = [params.retrieval.retriever(n) for n in names]
-    opened = open_retrievers(in_grid, lancedb.connect(str(catalog.index)), Embedders(params.retrieval.embedders))
-    retrieved = retrieve(opened, questions, run_params_of(opened, params.retrieval, params.data.chunkers))
-    metrics = {name: load_metric(name) for name in ANSWER_METRICS}
-    base_dir = catalog.base_model
-    tokenizer = load_tokenizer(base_dir)
-    rows, start_all = [], time.perf_counter()
-    with tempfile.TemporaryDirectory() as cache_dir:
-        for cell in grid([a.name for a in params.finetune.adapters], list(retrieved)):
-            t0 = time.perf_counter()
-            adapter = None if cell.model == "base" else catalog.adapter(cell.model)
-            model = load_model(base_dir, adapter)
-            load_s = time.perf_counter() - t0
-            hits = None if cell.retriever == NO_RETRIEVAL else retrieved[cell.retriever]
-            timings = {}
-            for run in ("cold", "cached"):
-                cache = PredictionCache(Path(cache_dir), {"cell": cell.name})
-                t1 = time.perf_counter()
-                answer_cell(
-                    model,
-                    tokenizer,
-                    questions,
-                    hits.hits if hits else None,
-                    cfg.prompts,
-                    cfg.generation,
-                    metrics,
-                    top_k=hits.top_k if hits else None,
-                    cache=cache,
-                )
-                timings[run] = time.perf_counter() - t1
+    grid = prepare_grid(params, Catalog(root, params.data.paths), store=None)
+    questions = grid.splits["dev"].head(args.max_questions)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in args.workers:
+            cold, nodes = timed_grid(grid, questions, workers, Path(tmp) / f"w{workers}")
+            warm, _ = timed_grid(grid, questions, workers, Path(tmp) / f"w{workers}")
             rows.append(
-                {
-                    "cell": cell.name,
-                    "questions": len(questions),
-                    "load_s": round(load_s, 1),
-                    "cold_s": round(timings["cold"], 1),
-                    "cached_s": round(timings["cached"], 2),
-                }
+                {"workers": workers, "cold_s": round(cold, 1), "cached_s": round(warm, 1), "nodes": sorted(set(nodes))}
             )
-    total = time.perf_counter() - start_all
-    print(pd.DataFrame(rows).to_string(index=False))
-    print(f"grid total {total:.1f} s for {len(rows)} cells x {len(questions)} questions")
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    base = rows[0]["cold_s"]
+    for row in rows:
+        row["speedup"] = round(base / row["cold_s"], 2)
+    print(f"{len(grid.cells)} cells x {len(questions)} dev questions")  # noqa: T201 (a benchmark prints its table)
+    print(f"{'workers':>7} {'cold s':>8} {'cached s':>9} {'speedup':>8}")  # noqa: T201
+    for row in rows:
+        print(f"{row['workers']:>7} {row['cold_s']:>8.1f} {row['cached_s']:>9.1f} {row['speedup']:>8.2f}")  # noqa: T201
     meta = {
         "machine": platform.machine(),
         "cpus": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "max_new_tokens": cfg.generation.max_new_tokens,
-        "batch_size": cfg.generation.batch_size,
-        "total_s": round(total, 1),
+        "cells": len(grid.cells),
+        "questions": len(questions),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    (out_dir / "grid.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    out = ROOT / "bench" / "results" / "grid.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

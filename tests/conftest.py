@@ -8,6 +8,7 @@ servers, kills). ``make test`` runs all three, ``make test-unit`` the first.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of the same name
 
 set_offline_defaults()
+# Ray clusters of tests live on this machine: keep their nodes on 127.0.0.1 (Ray otherwise swaps a
+# loopback --node-ip-address for the host's address). Read when ray is first imported, hence here.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from components.config import load_params  # noqa: E402
 
@@ -117,3 +121,37 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     out += "".join(f"{off:010d} 00000 n \n" for off in offsets).encode()
     out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return out
+
+
+def choice(cell: str = "base+vector-minilm-k3", run_id: str = "r", mean: float = 0.5, **changes):
+    """A :class:`Choice` (a cell named by the decision) for tests that need a ``best.json``."""
+    from components.catalog.artifacts import Choice
+
+    model, retriever, *_ = cell.split("+")
+    values = dict(cell=cell, model=model, retriever=retriever, shots=0, run_id=run_id, mean=mean)
+    return Choice(**{**values, "ci_low": mean - 0.1, "ci_high": mean + 0.1, "cost_per_1k_amortised": 0.01, **changes})
+
+
+def best_file(recommended=None, best=None, **changes):
+    """A valid :class:`BestFile` (``best.json``): ``recommended`` and ``best`` default to the same choice."""
+    from components.catalog.artifacts import BestFile, Confirmation
+
+    recommended = recommended or choice()
+    best = best or recommended
+    confirmation = Confirmation(outcome="confirmed", mean=0.5, ci_low=0.4, ci_high=0.6, verdict="best", text="ok")
+    values = dict(
+        main_metric="f1",
+        split="dev",
+        questions=40,
+        groups=40,
+        parent_run_id="p",
+        best=best,
+        recommended=recommended,
+        ranking=[best, recommended] if best != recommended else [best],
+        tied=[best.cell],
+        few_groups=False,
+        max_new_tokens=16,
+        few_shot_examples=[],
+        confirmation=confirmation,
+    )
+    return BestFile(**{**values, **changes})

@@ -36,13 +36,16 @@ def build_tiny_project(
     grid_retrievers: tuple[str, ...] = ("vector-minilm-k3",),
     adapters: int = 2,
     steps: int = 2,
+    few_shot_models: tuple[str, ...] = (),
 ) -> Path:
     """Copy code and params into ``root``, shrink the params, ``git init`` + ``dvc init``; return ``root``.
 
     The base model is ``base_model``, a folder the test session converted once (``base_model.path``:
     the ``model`` stage copies it instead of de-quantising the GGUF again). The first ``adapters``
-    adapters train ``steps`` steps each; the evaluation grid is (base + those adapters) x (no
-    retrieval + ``grid_retrievers``), on 4 test questions.
+    adapters train ``steps`` steps each (a dev loss and a learning-curve snapshot every step); the
+    evaluation grid is (base + those adapters) x (no retrieval + ``grid_retrievers``, pinned), plus the
+    few-shot prompt for ``few_shot_models``, on 4 dev questions, then the cells dev left standing on 4
+    test questions.
     """
     ignore = shutil.ignore_patterns("__pycache__")
     for folder in ("components", "flows", "params"):
@@ -57,11 +60,16 @@ def build_tiny_project(
         for adapter in data["adapters"]:  # closed-book and RAFT: a few steps each
             raft = any(source["source"] == "raft" for source in adapter["data"])
             adapter.update(max_steps=steps, grad_accum=1, batch_size=1 if raft else 2, max_length=384 if raft else 64)
+            adapter.update(eval_every=1, dev_questions=4, patience=None)
 
     def tiny_eval(data):
         data["max_questions"] = 4
-        data["grid_retrievers"] = list(grid_retrievers)
-        data["generation"]["max_new_tokens"] = 8
+        data["grid"]["retrievers"] = list(grid_retrievers)  # pinned: 4 dev questions would make every retriever tie
+        data["generation"].update(max_new_tokens=8, min_new_tokens=4)
+        data["few_shot"]["models"] = list(few_shot_models)
+        data["latency_questions"] = 2
+        data["learning_curve"]["dev_questions"] = 4
+        data["statistics"]["resamples"] = 200
 
     edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
     edit_yaml(root / "params" / "finetune.yaml", tiny_training)

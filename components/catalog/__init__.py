@@ -72,6 +72,14 @@ class Catalog:
         return self.adapters / name
 
     @property
+    def curves(self) -> Path:
+        """Each adapter's training snapshots (its learning curve): ``curves/<adapter>/step-<n>/``."""
+        return self.models / "curves"
+
+    def curve(self, name: str) -> Path:
+        return self.curves / name
+
+    @property
     def ray_storage(self) -> Path:
         """Ray Train runs of `ragtune finetune` (checkpoints to resume from); not a DVC output."""
         return self.models / "ray"
@@ -88,6 +96,11 @@ class Catalog:
     @property
     def cells(self) -> Path:
         return self.eval / "cells.json"
+
+    @property
+    def curves_file(self) -> Path:
+        """The adapters' learning curves, scored on dev by ``evaluate``."""
+        return self.eval / "curves.json"
 
     @property
     def prediction_cache(self) -> Path:

@@ -10,8 +10,20 @@ from components.config.base import Strict
 
 
 class GenerationConfig(Strict):
-    max_new_tokens: int = Field(gt=0)
+    """Greedy decoding. The answer cap (``max_new_tokens``) is set per run from the train answers."""
+
+    max_new_tokens: int = Field(gt=0)  # the cap's upper bound (and the cap itself once set)
+    min_new_tokens: int = Field(gt=0)  # the cap's lower bound
+    cap_percentile: float = Field(gt=0, le=100)  # the cap: this percentile of the train answers' length in tokens
     batch_size: int = Field(gt=0)
+    engine: Literal["transformers", "vllm"]  # vllm: on a GPU with vllm installed, else transformers (logged)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]  # auto: bfloat16 on a GPU, float32 on CPU
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GenerationConfig:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens ({self.max_new_tokens})")
+        return self
 
 
 class PromptConfig(Strict):
@@ -28,6 +40,37 @@ class PromptConfig(Strict):
         return self
 
 
+class FewShotConfig(Strict):
+    """Few-shot prompting: a baseline that needs no training (train-split pairs shown before the question)."""
+
+    k: int = Field(gt=0)  # example pairs per prompt
+    seed: int  # which train pairs (the same for every question)
+    models: list[str]  # model variants ("base" or adapter names) that also answer with the few-shot prompt
+
+
+class GridConfig(Strict):
+    """Which retrievers enter the LLM grid: chosen by their dev retrieval scores, unless pinned."""
+
+    retrievers: list[str] | None  # a pinned list; null: chosen by `metric` on dev
+    metric: Literal["hit_rate_at_k", "recall_at_k", "mrr_at_k", "ndcg_at_k"]
+    margin: float = Field(ge=0.0)  # retrievers within this of the best one's dev score enter too
+    max_retrievers: int = Field(gt=0)  # at most this many (best first, then faster): each adds a cell per model
+
+
+class LearningCurveConfig(Strict):
+    """Each adapter's training snapshots scored on dev questions by generation."""
+
+    dev_questions: int = Field(gt=0)  # dev questions each snapshot answers
+    min_gain: float = Field(ge=0.0)  # a last gain above this flags the adapter as still improving
+
+
+class ParallelConfig(Strict):
+    """Where the grid's answers are generated (components/evaluation/executors.py)."""
+
+    workers: int = Field(gt=0)  # 1: in this process; more: that many Ray actors (RAY_ADDRESS: on that cluster)
+    cpus_per_worker: int = Field(gt=0)  # CPUs (and torch threads) per actor
+
+
 class CostConfig(Strict):
     """Prices that turn measured compute time and tokens into money (see docs/decision.md)."""
 
@@ -37,12 +80,13 @@ class CostConfig(Strict):
 
 
 class StatisticsConfig(Strict):
-    """Paired bootstrap over the questions."""
+    """Paired bootstrap over leakage groups of questions, and the verdict of each cell against the best."""
 
     resamples: int = Field(ge=100)  # more: steadier interval ends, slower
-    confidence: float = Field(gt=0.5, lt=1.0)
+    confidence: float = Field(gt=0.5, lt=1.0)  # simultaneous over the comparisons with the best (Bonferroni)
     seed: int
-    min_questions: int = Field(ge=1)  # fewer: the recommendation warns that its ties say little
+    margin: float = Field(ge=0.0)  # practical equivalence on the main metric: within it of the best counts as as good
+    min_groups: int = Field(ge=1)  # fewer independent groups: the report warns and `register` refuses unless allowed
 
 
 class RegistryConfig(Strict):
@@ -67,20 +111,25 @@ class DrillConfig(Strict):
 
     share: float = Field(gt=0.0, lt=1.0)  # documents held back (at least one), drawn with ``seed``
     seed: int
-    retriever: str | None  # the RAG arm's retriever; None: the first grid retriever
-    adapter: str | None  # the fine-tuning arm's adapter config; None: the first of finetune.yaml
-    max_steps: int = Field(gt=0)  # optimiser steps of each drill training run (keeps the drill short)
+    retriever: str | None  # the RAG arm's retriever; None: the recommended mix's (best.json)
+    adapter: str | None  # the fine-tuning arm's adapter; None: the recommended mix's (its own budget)
     max_questions: int | None = Field(gt=0)  # new-knowledge questions scored (None: all)
+    changed: str | None  # a raw-layout folder of changed versions of the documents (same ids): the facts change
 
 
 class EvaluationConfig(Strict):
     experiment: str
-    split: Literal["dev", "test"]
-    max_questions: int | None = Field(gt=0)
-    main_metric: Literal["exact_match", "f1", "rouge_l"]
-    grid_retrievers: list[str] | None  # retrievers in the LLM grid; None: every retriever
+    max_questions: int | None = Field(gt=0)  # per split (dev chooses, test confirms); null: all
+    main_metric: Literal["exact_match", "f1", "rouge_l", "answer_contained", "semantic_similarity"]
+    grid: GridConfig
     generation: GenerationConfig
     prompts: PromptConfig
+    few_shot: FewShotConfig
+    long_answer_words: int = Field(gt=0)  # train answers this long (median, in words): also score semantic similarity
+    latency_questions: int = Field(gt=0)  # per cell, answered one at a time to time a query end to end
+    brevity_gap: float = Field(gt=0.0, le=1.0)  # answer_contained this far above F1: the report warns of wordy answers
+    learning_curve: LearningCurveConfig
+    parallel: ParallelConfig
     answered_threshold: float = Field(gt=0.0, le=1.0)  # main metric at least this: answered (complementarity)
     cost: CostConfig
     statistics: StatisticsConfig

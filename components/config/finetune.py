@@ -38,7 +38,8 @@ class CorpusSource(Strict):
 
     source: Literal["corpus"]
     weight: float = Field(gt=0)  # examples of this source repeated/sampled to weight x their count
-    augment: list[Literal["qa_text", "statement"]]  # extra renderings of each train QA pair as text
+    # the facts in other phrasings (components/training/augment.py), form -> weight (copies; a fraction samples)
+    augment: dict[Literal["qa_text", "statement", "rewrite", "sentences", "entity_pairs"], float]
 
 
 class QASource(Strict):
@@ -68,7 +69,7 @@ class AdapterConfig(Strict):
     r: int = Field(gt=0)
     alpha: int = Field(gt=0)
     dropout: float = Field(ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(min_length=1)
+    target_modules: list[str] | Literal["all-linear"]  # module names, or every linear layer but the output head
     learning_rate: float = Field(gt=0)
     epochs: int = Field(gt=0)
     max_steps: int | None = Field(gt=0)
@@ -77,6 +78,10 @@ class AdapterConfig(Strict):
     max_length: int = Field(gt=8)
     batching: Literal["random", "bucketed"]
     checkpoint_every: int | None = Field(gt=0)
+    eval_every: int | None = Field(gt=0)  # dev loss, a learning-curve snapshot, best-checkpoint choice; null: none
+    dev_questions: int = Field(gt=0)  # dev questions in that held-out loss
+    patience: int | None = Field(gt=0)  # evaluations without improvement before stopping early; null: never
+    min_delta: float = Field(ge=0.0)  # a dev-loss improvement smaller than this does not count
     seed: int
     data: list[AnySource] = Field(min_length=1)
 

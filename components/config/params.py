@@ -29,11 +29,15 @@ class Params(Strict):
     evaluation: EvaluationConfig
 
     @model_validator(mode="after")
-    def _grid_retrievers_exist(self) -> Params:
+    def _grid_references_exist(self) -> Params:
         known = {r.name for r in self.retrieval.retrievers}
-        unknown = sorted(set(self.evaluation.grid_retrievers or []) - known)
+        unknown = sorted(set(self.evaluation.grid.retrievers or []) - known)
         if unknown:
-            raise ValueError(f"evaluation.grid_retrievers names unknown retriever(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"evaluation.grid.retrievers names unknown retriever(s) {unknown}; known: {sorted(known)}")
+        models = {"base", *(a.name for a in self.finetune.adapters)}
+        unknown = sorted(set(self.evaluation.few_shot.models) - models)
+        if unknown:
+            raise ValueError(f"evaluation.few_shot.models names unknown model(s) {unknown}; known: {sorted(models)}")
         return self
 
     @model_validator(mode="after")

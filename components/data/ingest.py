@@ -32,7 +32,7 @@ import pandas as pd
 from components.config import SplitConfig
 from components.data.errors import DataValidationError, InputError
 from components.data.readers import DOC_READERS, QA_READERS, SourceFile, read_qa
-from components.data.split import SPLITS, split_questions
+from components.data.split import SPLITS, leakage_groups, split_questions
 
 __all__ = ["DataValidationError", "InputError", "IngestResult", "ingest", "ingest_files", "ingest_paths"]
 
@@ -253,6 +253,7 @@ def ingest_files(
     documents = pd.DataFrame(docs, columns=columns)
     qa = pd.DataFrame(qa_rows)[["qa_id", "question", "answers", "doc_ids", "group"]]
     qa["split"] = split_questions(qa, split)
+    qa["leakage_group"] = leakage_groups(qa)  # paraphrases of one fact: resampled together by the bootstrap
     counts = qa["split"].value_counts().reindex(list(SPLITS), fill_value=0)
     formats = Counter(documents["format"])
     report = {
@@ -263,6 +264,7 @@ def ingest_files(
         "duplicate_documents_dropped": len(aliases),
         "questions": len(qa),
         **{f"questions_{s}": int(counts[s]) for s in SPLITS},
+        **{f"groups_{s}": int(qa.loc[qa["split"] == s, "leakage_group"].nunique()) for s in SPLITS},
         "corpus_chars": int(documents["text"].str.len().sum()),
     }
     if aliases:

@@ -23,8 +23,11 @@ def normalize_question(question: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", question).casefold()).strip(" ?.!")
 
 
-def _leakage_groups(qa: pd.DataFrame) -> list[str]:
-    """Union questions that share a ``group`` or a normalised question text into one key."""
+def leakage_groups(qa: pd.DataFrame) -> list[str]:
+    """Union questions that share a ``group`` or a normalised question text into one key.
+
+    The key is what the split keeps together, and what the bootstrap resamples as one unit.
+    """
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -55,4 +58,4 @@ def split_questions(qa: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
         u = int(hashlib.sha256(f"{cfg.seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
         return "test" if u < cfg.test else "dev" if u < cfg.test + cfg.dev else "train"
 
-    return pd.Series([bucket(k) for k in _leakage_groups(qa)], index=qa.index, name="split")
+    return pd.Series([bucket(k) for k in leakage_groups(qa)], index=qa.index, name="split")

@@ -48,3 +48,22 @@ def plot_complementarity(complementarity: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_curves(curves: dict[str, list[dict]], metric: str, path: Path) -> None:
+    """Each adapter's main metric on dev against the training tokens its snapshot had seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for adapter, points in curves.items():
+        if points:
+            ax.plot([p.get("tokens", p["step"]) for p in points], [p[metric] for p in points], "o-", label=adapter)
+    ax.set_xlabel("training tokens seen")
+    ax.set_ylabel(f"{metric} on dev")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

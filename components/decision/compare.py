@@ -25,6 +25,8 @@ def from_runs(children: pd.DataFrame, main_metric: str) -> pd.DataFrame:
     Intervals and costs appear when ``ragtune select`` logged them (``<metric>_ci_low``, ``cost_*``).
     """
     cells = children[children.get("tags.ragtune.kind", pd.Series("cell", index=children.index)) == "cell"]
+    if "tags.ragtune.split" in cells:  # the comparison that chose: dev (test confirms, it is in the report)
+        cells = cells[cells["tags.ragtune.split"].fillna("dev") == "dev"]
     if cells.empty:
         raise ValueError("the parent run has no cell runs")
     metric = f"metrics.{main_metric}"

@@ -32,15 +32,16 @@ class CellCost:
 
 
 def fixed_seconds(train: dict | None, index_time_s: float | None) -> float:
-    """CPU-machine seconds paid once: training wall time x workers, plus the index build time.
+    """CPU-machine seconds paid once: the compute that trained the adapter, plus the full index build time.
 
     Args:
-        train: the adapter's entry of ``finetune.json`` (``wall_time_s``, ``workers``), None for the base model.
-        index_time_s: the build time of the retriever's table, None for closed-book cells.
+        train: the adapter's entry of ``finetune.json`` (``compute_s``: the workers' time on the run
+            that produced it, over restarts and resumes; ``workers``), None for the base model.
+        index_time_s: the full build time of the retriever's table, None for closed-book cells.
     """
     seconds = 0.0
     if train is not None:
-        seconds += float(train["wall_time_s"]) * int(train.get("workers", 1))
+        seconds += float(train["compute_s"]) * int(train["workers"])
     if index_time_s is not None:
         seconds += float(index_time_s)
     return seconds

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from components.config import StatisticsConfig
-from components.decision.statistics import bootstrap
+from components.decision.statistics import bootstrap, count_groups
 
 NEW, CHAMPION = "new", "champion"  # the two columns of the paired scores
 
@@ -101,8 +101,7 @@ def non_inferiority(
     matrix = scores[[NEW, CHAMPION]].astype(float)
     if not all(math.isfinite(v) for v in matrix.to_numpy().ravel()):
         raise ValueError(f"the gate's scores hold a missing or non-finite {metric}")
-    # groups= is the one change once statistics.bootstrap resamples question groups (issue 12)
-    table = bootstrap(matrix, cfg)
+    table = bootstrap(matrix, cfg, groups)  # paraphrases of one fact are drawn together
     if table.index[0] == NEW:  # bootstrap's differences are "cell - best": turn them into new - champion
         diff, low, high = (
             -table.loc[CHAMPION, "diff"],
@@ -120,7 +119,7 @@ def non_inferiority(
         champion=champion,
         margin=margin,
         questions=len(matrix),
-        groups=len(matrix) if groups is None else int(groups.reindex(matrix.index).nunique()),
+        groups=count_groups(matrix, groups),
         new_mean=float(table.loc[NEW, "mean"]),
         champion_mean=float(table.loc[CHAMPION, "mean"]),
         diff=float(diff),

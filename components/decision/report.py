@@ -1,4 +1,10 @@
-"""The decision report as text: markdown and a standalone HTML page (the ``select`` stage writes them)."""
+"""The decision report as text: markdown and a standalone HTML page (the ``select`` stage writes them).
+
+Sections, each a small function: the protocol, the dev table (the split that chose), the
+recommendation, the test table (the split that confirms) and its verdict, how answers were scored
+(brevity, the answer cap), the fine-tuning budgets and learning curves, break-even volumes,
+complementarity.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +25,17 @@ LEADERBOARD_COLUMNS = [
     "mean",
     "ci",
     "diff_ci",
-    "tie",
+    "verdict",
     "exact_match",
     "f1",
+    "answer_contained",
+    "answer_tokens",
+    "semantic_similarity",
     "rouge_l",
     "answer_support",
     "recall_at_k",
+    "hit_cap_share",
     "latency_p50_s",
-    "latency_p95_s",
     "tokens",
     "cost_per_1k_amortised",
 ]
@@ -37,9 +46,6 @@ def leaderboard_view(table: pd.DataFrame) -> pd.DataFrame:
     view = table.copy()
     view["ci"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(view["ci_low"], view["ci_high"], strict=True)]
     view["diff_ci"] = [f"{lo:+.3f} to {hi:+.3f}" for lo, hi in zip(view["diff_low"], view["diff_high"], strict=True)]
-    view["tie"] = [
-        "best" if r == 1 else ("tie" if t else "worse") for r, t in zip(view["rank"], view["tie"], strict=True)
-    ]
     view["tokens"] = [
         f"{p:.0f}+{c:.0f}" for p, c in zip(view["prompt_tokens_mean"], view["completion_tokens_mean"], strict=True)
     ]
@@ -57,73 +63,127 @@ def markdown_table(view: pd.DataFrame) -> str:
     return to_markdown(view, list(view.columns), fmt=_fmt)
 
 
+def protocol_lines(h: dict) -> list[str]:
+    """How to read the report: which split chose, which confirmed, what the columns mean."""
+    pct = round(h["confidence"] * 100)
+    return [
+        "# ragtune decision report",
+        "",
+        f"**Dev chose, test confirmed.** Every cell answered the {h['dev_questions']} dev questions "
+        f"({h['dev_groups']} independent groups) and the recommendation was made there; the cells dev left standing "
+        f"answered the {h['test_questions']} test questions once, to confirm it. Sorted by {h['main_metric']}. "
+        f"MLflow parent run: {h['parent_run_id']}.",
+        "",
+        f"`mean` is {h['main_metric']}; `ci` its {pct}% bootstrap interval ({h['resamples']} resamples of question "
+        f"groups: paraphrases of one fact are drawn together); `diff_ci` the interval of the difference to the best "
+        f"cell, simultaneous over the comparisons (Bonferroni); `verdict` against the best with a margin of practical "
+        f"equivalence of {h['margin']}: equivalent (the whole interval within it), worse (below zero, beyond it), "
+        "inconclusive (neither). `answer_contained`: the gold answer appears in the answer; `answer_tokens`: its "
+        f"length in words; `hit_cap_share`: answers cut at the {h['max_new_tokens']}-token cap. Cost in $ per 1,000 "
+        f"queries with fixed costs spread over {h['query_volume']:,} queries; latency from answering queries one at "
+        "a time, retrieval included.",
+        "",
+    ]
+
+
+def scoring_lines(table: pd.DataFrame, brevity_gap: float, max_new_tokens: int) -> list[str]:
+    """Warnings about how answers were scored: F1 that punishes wording, and answers cut at the cap."""
+    lines = []
+    if "answer_contained" in table:
+        wordy = table[(table["answer_contained"] - table["f1"]) >= brevity_gap]
+        for _, r in wordy.iterrows():
+            lines.append(
+                f"- **{r['cell']}**: F1 {r['f1']:.3f} but the gold answer is contained in "
+                f"{r['answer_contained']:.0%} of its answers ({r['answer_tokens']:.1f} words on average): the answers "
+                "are right but wordy, and F1 measures the wording more than the knowledge."
+            )
+    capped = table[table.get("hit_cap_share", pd.Series(0.0, index=table.index)) > 0]
+    for _, r in capped.iterrows():
+        lines.append(f"- {r['cell']}: {r['hit_cap_share']:.0%} of its answers hit the {max_new_tokens}-token cap.")
+    if not lines:
+        return []
+    return ["## How the answers were scored", "", *lines, ""]
+
+
+def budget_lines(budgets: list, curves: dict[str, list[dict]], metric: str) -> list[str]:
+    """Each adapter's training budget and its learning curve on dev."""
+    if not budgets:
+        return []
+    lines = [
+        "## Fine-tuning budgets and learning curves (dev)",
+        "",
+        "| adapter | examples | epochs seen | curve (step: " + metric + ") |",
+        "| --- | --- | --- | --- |",
+    ]
+    for b in budgets:
+        curve = ", ".join(f"{p['step']}: {p[metric]:.3f}" for p in curves.get(b.adapter, [])) or "-"
+        lines.append(f"| {b.adapter} | {b.examples:,} | {b.epochs:.2f} | {curve} |")
+    lines += ["", *(f"- {b.sentence(metric)}" for b in budgets), ""]
+    return lines
+
+
+def complementarity_lines(complementarity: pd.DataFrame) -> list[str]:
+    if complementarity.empty:
+        return []
+    a = complementarity.attrs
+    counts = complementarity["category"].value_counts()
+    lines = [
+        "## Complementarity (dev)",
+        "",
+        f"RAG = {a['rag_cell']}, fine-tuning = {a['finetune_cell']}, combined = {a['combined_cell']}; "
+        "per-question table in complementarity.csv.",
+        "",
+        "| category | questions |",
+        "| --- | --- |",
+        *(f"| {c} | {int(counts.get(c, 0))} |" for c in CATEGORIES),
+    ]
+    if complementarity["combined"].notna().any():
+        lines += ["", f"The combined cell answers {int(complementarity['combined'].fillna(False).sum())} questions."]
+    return [*lines, ""]
+
+
 def markdown_report(
-    table: pd.DataFrame,
+    dev: pd.DataFrame,
+    test: pd.DataFrame | None,
     recommendation: dict,
-    break_even: pd.DataFrame,
-    complementarity: pd.DataFrame,
+    confirmation: str,
+    extras: dict,
     header: dict,
     charts: list[str],
 ) -> str:
-    """The report's text: leaderboard with intervals and costs, recommendation, break-even, complementarity.
+    """The report's text.
 
     Args:
-        header: ``main_metric``, ``split``, ``questions``, ``parent_run_id``, ``confidence``, ``resamples``,
-            ``query_volume``.
-        charts: file names of the PNG charts beside the report.
+        dev, test: the decision tables of the dev split (every cell) and the test split (the cells dev left standing).
+        extras: ``break_even`` (a table), ``complementarity`` (a table), ``budgets``, ``curves``.
+        header: ``main_metric``, ``dev_questions``, ``dev_groups``, ``test_questions``, ``parent_run_id``,
+            ``confidence``, ``resamples``, ``margin``, ``query_volume``, ``max_new_tokens``, ``brevity_gap``.
     """
-    h = header
-    best = table.iloc[0]
-    lines = [
-        "# ragtune decision report",
-        "",
-        f"Sorted by {h['main_metric']} on the {h['split']} split ({h['questions']} questions). "
-        f"MLflow parent run: {h['parent_run_id']}",
-        f"`mean` is {h['main_metric']}; `ci` its {round(h['confidence'] * 100)}% paired bootstrap interval "
-        f"({h['resamples']} resamples over questions); `diff_ci` the interval of the difference to the best cell; "
-        f"cost in $ per 1,000 queries with fixed costs spread over {h['query_volume']:,} queries.",
-        "",
-        markdown_table(leaderboard_view(table)),
-        f"Best: **{best['cell']}** ({h['main_metric']} {best['mean']:.3f})",
-        "",
-        "## Recommendation",
-        "",
-        recommendation["text"],
-        "",
-    ]
-    if not break_even.empty:
-        lines += ["## Break-even query volumes", ""]
+    h, metric = header, header["main_metric"]
+    lines = protocol_lines(h)
+    lines += ["## Dev: every cell (the split that chose)", "", markdown_table(leaderboard_view(dev))]
+    lines += ["## Recommendation", "", recommendation["text"], ""]
+    lines += ["## Test: the cells dev left standing (the split that confirms)", ""]
+    if test is not None:
+        lines += [markdown_table(leaderboard_view(test))]
+    lines += [confirmation, ""]
+    lines += scoring_lines(pd.concat([dev, test]) if test is not None else dev, h["brevity_gap"], h["max_new_tokens"])
+    lines += budget_lines(extras["budgets"], extras["curves"], metric)
+    pairs = extras["break_even"]
+    if not pairs.empty:
+        lines += ["## Break-even query volumes (dev costs)", ""]
         lines += [
-            f"- {r.higher_fixed} (higher fixed cost) vs {r.lower_fixed}: {r.break_even}"
-            for r in break_even.itertuples()
+            f"- {r.higher_fixed} (higher fixed cost) vs {r.lower_fixed}: {r.break_even}" for r in pairs.itertuples()
         ]
         lines.append("")
-    if not complementarity.empty:
-        a = complementarity.attrs
-        counts = complementarity["category"].value_counts()
-        lines += [
-            "## Complementarity",
-            "",
-            f"RAG = {a['rag_cell']}, fine-tuning = {a['finetune_cell']}, combined = {a['combined_cell']}; "
-            "per-question table in complementarity.csv.",
-            "",
-            "| category | questions |",
-            "| --- | --- |",
-        ]
-        lines += [f"| {c} | {int(counts.get(c, 0))} |" for c in CATEGORIES]
-        if complementarity["combined"].notna().any():
-            lines += [
-                "",
-                f"The combined cell answers {int(complementarity['combined'].fillna(False).sum())} questions.",
-            ]
-        lines.append("")
+    lines += complementarity_lines(extras["complementarity"])
     if charts:
         lines += ["## Charts", ""] + [f"![{c}]({c})" for c in charts] + [""]
     return "\n".join(lines)
 
 
 def html_report(markdown: str, table: pd.DataFrame, recommendation: dict, charts: list[str]) -> str:
-    """A standalone HTML page: the leaderboard as an HTML table, the recommendation and the charts."""
+    """A standalone HTML page: the dev leaderboard as an HTML table, the recommendation and the charts."""
     view = leaderboard_view(table)
     body = view.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0, classes="leaderboard")
     title = markdown.splitlines()[0].lstrip("# ")

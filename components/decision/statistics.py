@@ -1,8 +1,19 @@
-"""Paired bootstrap confidence intervals over the questions, and the tie rule.
+"""Paired, grouped bootstrap intervals over the questions, and the verdict of each cell against the best.
 
-Every cell answers the same questions, so resampling draws question indices once per resample and
-applies them to every cell: the interval of a difference between two cells is paired, and much
-narrower than two separate intervals would suggest.
+Every cell answers the same questions, so one resample draws questions once and applies them to
+every cell: the interval of a difference between two cells is paired, and much narrower than two
+separate intervals would suggest. Questions that share a leakage group (paraphrases of one fact)
+are not independent: the bootstrap draws *groups* with replacement and keeps each drawn group's
+questions together, so paraphrase pairs do not pass for twice the evidence.
+
+Each cell's difference to the best is judged against a margin of practical equivalence ``m``
+with a simultaneous interval (Bonferroni over the comparisons with the best, so that all of them
+hold together at the stated confidence):
+
+- ``equivalent``: the whole interval lies within ``[-m, +m]``: as good as the best, for practice;
+- ``worse``: the interval lies below zero and reaches below ``-m``: clearly worse;
+- ``better``: the interval lies above zero (possible only when the best by mean is not clearly ahead);
+- ``inconclusive``: anything else: the data cannot tell, more questions would.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import pandas as pd
 from components.config import StatisticsConfig
 
 logger = logging.getLogger(__name__)
+
+VERDICTS = ("best", "better", "equivalent", "inconclusive", "worse")
 
 
 def per_question(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -30,31 +43,58 @@ def per_question(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return matrix
 
 
-def bootstrap(matrix: pd.DataFrame, cfg: StatisticsConfig) -> pd.DataFrame:
-    """Mean and interval of every cell, and of its difference to the best cell (paired resamples).
+def resample_weights(groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """How often each question is drawn in each resample (resamples x questions), by group.
+
+    Each resample draws as many groups as there are, with replacement; every question of a drawn
+    group comes along. With one group per question this is the ordinary bootstrap.
+    """
+    _, group_of = np.unique(groups, return_inverse=True)
+    n_groups = int(group_of.max()) + 1
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, n_groups, size=(resamples, n_groups))
+    counts = np.zeros((resamples, n_groups), dtype=np.int32)
+    np.add.at(counts, (np.arange(resamples)[:, None], drawn), 1)
+    return counts[:, group_of]
+
+
+def verdict(low: float, high: float, margin: float) -> str:
+    """The verdict of an interval of a difference to the best (see the module docstring)."""
+    if -margin <= low and high <= margin:
+        return "equivalent"
+    if high < 0:
+        return "worse"
+    if low > 0:
+        return "better"
+    return "inconclusive"
+
+
+def bootstrap(matrix: pd.DataFrame, cfg: StatisticsConfig, groups: pd.Series | None = None) -> pd.DataFrame:
+    """Mean and interval of every cell, and of its difference to the best cell (paired, grouped resamples).
 
     Args:
         matrix: questions x cells scores (see :func:`per_question`).
+        groups: the leakage group of each question (index: qa_id); None: every question its own group.
 
     Returns:
-        One row per cell (index: cell), best mean first, with ``mean``, ``ci_low``, ``ci_high``,
-        ``diff`` (cell minus best), ``diff_low``, ``diff_high`` and ``tie`` (the interval of the
-        difference contains zero; true for the best cell itself).
+        One row per cell (index: cell), best mean first, with ``mean``, ``ci_low``, ``ci_high`` (the
+        cell's own interval), ``diff`` (cell minus best), ``diff_low``, ``diff_high`` (simultaneous
+        over the comparisons with the best), ``verdict`` and ``tie`` (as good as the best: the best
+        itself, or equivalent).
     """
     if matrix.empty:
         raise ValueError("no per-question scores to resample")
     scores = matrix.to_numpy(dtype=float)
-    n = scores.shape[0]
-    rng = np.random.default_rng(cfg.seed)
-    idx = rng.integers(0, n, size=(cfg.resamples, n))
-    means = scores[idx].mean(axis=1)  # resamples x cells
+    keys = _group_keys(matrix, groups)
+    weights = resample_weights(keys, cfg.resamples, cfg.seed)
+    means = (weights @ scores) / weights.sum(axis=1, keepdims=True)  # resamples x cells
     observed = scores.mean(axis=0)
     best = int(np.argmax(observed))
     diffs = means - means[:, [best]]
-    alpha = (1 - cfg.confidence) / 2
-    q = [alpha, 1 - alpha]
-    ci = np.quantile(means, q, axis=0)
-    dci = np.quantile(diffs, q, axis=0)
+    alpha = 1 - cfg.confidence
+    comparisons = max(len(observed) - 1, 1)
+    ci = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
+    dci = np.quantile(diffs, [alpha / (2 * comparisons), 1 - alpha / (2 * comparisons)], axis=0)
     table = pd.DataFrame(
         {
             "mean": observed,
@@ -66,21 +106,45 @@ def bootstrap(matrix: pd.DataFrame, cfg: StatisticsConfig) -> pd.DataFrame:
         },
         index=pd.Index(matrix.columns, name="cell"),
     )
-    table["tie"] = (table["diff_low"] <= 0) & (table["diff_high"] >= 0)
-    logger.info("bootstrap: %d resamples over %d questions, %d cells", cfg.resamples, n, len(table))
+    bounds = zip(table["diff_low"], table["diff_high"], strict=True)
+    table["verdict"] = [verdict(lo, hi, cfg.margin) for lo, hi in bounds]
+    table.iloc[best, table.columns.get_loc("verdict")] = "best"
+    table["tie"] = table["verdict"].isin(["best", "equivalent"])
+    n_groups = len(np.unique(keys))
+    logger.info(
+        "bootstrap: %d resamples, %d questions, %d groups, %d cells", cfg.resamples, len(scores), n_groups, len(table)
+    )
     return table.sort_values("mean", ascending=False, kind="stable")
 
 
+def _group_keys(matrix: pd.DataFrame, groups: pd.Series | None) -> np.ndarray:
+    """The group of each question of ``matrix`` as strings; a question without one is its own group."""
+    own = pd.Series(matrix.index, index=matrix.index)
+    if groups is None:
+        return own.astype(str).to_numpy()
+    return groups.reindex(matrix.index).fillna(own).astype(str).to_numpy()
+
+
+def count_groups(matrix: pd.DataFrame, groups: pd.Series | None) -> int:
+    """How many independent units (leakage groups) the questions of ``matrix`` form."""
+    return len(np.unique(_group_keys(matrix, groups)))
+
+
 def choose(stats: pd.DataFrame, cost_per_1k: pd.Series) -> tuple[str, list[str]]:
-    """The recommended cell: the cheapest of the cells tied with the best one.
+    """The recommended cell: the cheapest of the best cell and those equivalent to it.
 
     Args:
         stats: :func:`bootstrap`'s table.
         cost_per_1k: cost per 1,000 queries (amortised) by cell.
 
     Returns:
-        The chosen cell and the cells tied with the best (the best first).
+        The chosen cell and the cells as good as the best (the best first).
     """
     tied = stats.index[stats["tie"]].tolist()
     chosen = min(tied, key=lambda c: (cost_per_1k[c], -stats.loc[c, "mean"]))
     return chosen, tied
+
+
+def survivors(stats: pd.DataFrame) -> list[str]:
+    """The cells not clearly worse than the best (the best, better, equivalent and inconclusive ones), best first."""
+    return [c for c in stats.index if stats.loc[c, "verdict"] != "worse"]

@@ -26,22 +26,25 @@ def decision_table(
     cost_cfg: CostConfig,
     train: dict[str, dict],
     index_time_s: dict[str, float],
+    groups: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """One row per cell, best first: its metrics, bootstrap interval, difference to the best, costs.
+    """One row per cell, best first: its metrics, bootstrap interval, difference to the best, verdict, costs.
 
     Args:
-        cells: ``cells.json``'s cells (``cell``, ``model``, ``retriever`` and metrics).
-        rows: the per-question predictions with a ``cell`` column.
-        train: ``finetune.json`` (adapter -> wall_time_s, workers).
-        index_time_s: build seconds of each retriever's table (missing: counted as 0).
+        cells: the evaluated cells (``cell``, ``model``, ``retriever`` and metrics), all on one split.
+        rows: their per-question predictions with a ``cell`` column.
+        train: adapter -> its ``finetune.json`` entry (the compute time that produced it).
+        index_time_s: full build seconds of each retriever's table (missing: counted as 0).
+        groups: the leakage group of each question (index: qa_id), resampled together.
     """
     if not cells:
         raise ValueError("no evaluated cells to rank")
-    stats = bootstrap(per_question(rows, main_metric), stats_cfg)
+    stats = bootstrap(per_question(rows, main_metric), stats_cfg, groups)
     table = pd.DataFrame(cells).set_index("cell")
     for cell, info in table.iterrows():
+        retriever = info["retriever"]
         fixed = fixed_seconds(
-            train.get(info["model"]), None if info["retriever"] == "none" else index_time_s.get(info["retriever"], 0.0)
+            train.get(info["model"]), None if retriever == "none" else index_time_s.get(retriever, 0.0)
         )
         for key, value in cell_cost(info.to_dict(), fixed, cost_cfg).as_dict().items():
             table.loc[cell, key] = value
@@ -50,68 +53,63 @@ def decision_table(
     return table.reset_index()
 
 
+def _evidence(row: pd.Series, pct: int) -> str:
+    return f"{row['diff']:+.3f} (simultaneous {pct}% CI {row['diff_low']:+.3f} to {row['diff_high']:+.3f})"
+
+
 def recommend(
-    table: pd.DataFrame,
-    main_metric: str,
-    stats_cfg: StatisticsConfig,
-    cost_cfg: CostConfig,
-    questions: int | None = None,
+    table: pd.DataFrame, main_metric: str, stats_cfg: StatisticsConfig, cost_cfg: CostConfig, groups: int
 ) -> dict:
     """The chosen cell and one paragraph saying why, generated from the numbers.
 
-    The best cell has the highest mean; every cell whose paired interval of the difference to it
-    contains zero is a tie, and among ties the cheapest per 1,000 queries (fixed cost amortised
-    over ``cost_cfg.query_volume``) wins. With fewer than ``stats_cfg.min_questions`` evaluated
-    ``questions`` the intervals are wide enough that most cells tie, so the cheapest tends to win
-    by default: the rule still applies, and the text says so (``few_questions`` in the result).
+    The best cell has the highest mean. A cell whose whole (simultaneous) interval of the
+    difference to the best lies within the margin is *equivalent*; among the best and its
+    equivalents the cheapest per 1,000 queries (fixed cost amortised over ``cost_cfg.query_volume``)
+    wins. *Inconclusive* cells are named: the data cannot tell them from the best, so they are not
+    chosen, but more questions could change the verdict. With fewer than ``stats_cfg.min_groups``
+    independent question ``groups`` the text ends with a caution (``few_groups``).
     """
     stats = table.set_index("cell")
     chosen, tied = choose(stats, stats["cost_per_1k_amortised"])
     best = stats.index[0]
     row = stats.loc[chosen]
-    pct = round(stats_cfg.confidence * 100)
+    pct, margin = round(stats_cfg.confidence * 100), stats_cfg.margin
     text = (
         f"Recommended: **{chosen}**, {main_metric} {row['mean']:.3f} "
         f"({pct}% CI {row['ci_low']:.3f}-{row['ci_high']:.3f}), "
         f"{_money(row['cost_per_1k_amortised'])} per 1,000 queries at {cost_cfg.query_volume:,} queries "
         f"(fixed {_money(row['cost_fixed'])}, per query {_money(row['cost_per_query'])}). "
     )
-    others = [c for c in tied if c != chosen]
-    if chosen == best and not others:
-        runner = stats.index[1] if len(stats) > 1 else None
-        text += "It is the best cell and no other cell ties with it"
-        if runner is not None:
-            r = stats.loc[runner]
-            text += (
-                f": the runner-up {runner} scores {r['diff']:+.3f} "
-                f"(CI {r['diff_low']:+.3f} to {r['diff_high']:+.3f}), an interval that excludes zero"
-            )
-        text += "."
-    elif chosen == best:
-        text += (
-            f"It has the best {main_metric}; {', '.join(others)} tie with it (the {pct}% interval of the "
-            f"difference contains zero) but cost more per 1,000 queries."
-        )
+    if chosen == best:
+        text += f"It has the best {main_metric}"
+        others = [c for c in tied if c != chosen]
+        text += f"; {', '.join(others)} are equivalent to it (within {margin}) but cost more." if others else "."
     else:
         b = stats.loc[best]
         text += (
             f"The best cell {best} ({main_metric} {b['mean']:.3f}, {_money(b['cost_per_1k_amortised'])} per 1,000 "
-            f"queries) is not significantly better: the difference {row['diff']:+.3f} has a {pct}% interval "
-            f"{row['diff_low']:+.3f} to {row['diff_high']:+.3f}, which contains zero, so the cheaper mix wins "
-            f"({len(tied)} cells tie)."
+            f"queries) is not better by more than the margin {margin}: {chosen} differs by {_evidence(row, pct)}, "
+            f"within +-{margin}, so the cheaper of the equivalent mixes wins."
         )
-    if chosen != best:
         volume = break_even(_cost(stats.loc[chosen]), _cost(stats.loc[best]))
         text += f" Break-even volume between {chosen} and {best}: {format_volume(volume)}."
-    few = questions is not None and questions < stats_cfg.min_questions
+    unclear = [c for c in stats.index if stats.loc[c, "verdict"] in ("inconclusive", "better")]
+    if unclear:
+        text += (
+            f" Inconclusive against the best: {', '.join(unclear)} (their intervals reach beyond the margin on both "
+            "sides of zero): more questions could change this verdict."
+        )
+    worse = [c for c in stats.index if stats.loc[c, "verdict"] == "worse"]
+    if worse:
+        text += f" Clearly worse: {', '.join(worse)}."
+    few = groups < stats_cfg.min_groups
     if few:
         text += (
-            f" **Caution: only {questions} questions** (fewer than statistics.min_questions = "
-            f"{stats_cfg.min_questions}): intervals this wide make most cells tie, so the cheapest tied "
-            "cell wins almost by default. Evaluate more questions (evaluation.max_questions, or a larger "
-            "test split) before acting on this."
+            f" **Caution: only {groups} independent question groups** (fewer than statistics.min_groups = "
+            f"{stats_cfg.min_groups}): intervals this wide leave most cells inconclusive. Evaluate more "
+            "questions before acting on this; `register` refuses such a verdict unless allowed."
         )
-    return {"cell": chosen, "best": best, "tied": tied, "text": text, "few_questions": few}
+    return {"cell": chosen, "best": best, "tied": tied, "text": text, "few_groups": few, "groups": groups}
 
 
 def break_even_table(table: pd.DataFrame) -> pd.DataFrame:

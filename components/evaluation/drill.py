@@ -8,8 +8,11 @@ on it, then the held-back documents arrive as new data and each arm absorbs them
   the new documents' text;
 - ``both``: that adapter with the retriever; absorbing = both of the above.
 
-The probes are the dev/test questions about the new documents (never trained on). Each arm is
-scored on them before and after, with the same answer and metric code as the evaluation grid.
+The arms drill the recommended mix (``best.json``): its retriever and its adapter (when it has no
+adapter or no retriever, the best dev cell that has one lends it), each adapter trained with its
+own budget. The probes are the *dev* questions about the new documents (never trained on; the
+drill never reads test). Each arm is scored on them before and after with the same answer and
+metric code as the grid; the share of probes answered carries a grouped bootstrap interval.
 """
 
 from __future__ import annotations
@@ -50,11 +53,12 @@ ARMS = ("rag", "finetune", "both")
 class DrillSplit:
     """Documents and questions before and after the update."""
 
-    old_documents: pd.DataFrame
-    new_documents: pd.DataFrame
-    old_train: pd.DataFrame  # train questions about old documents only
-    all_train: pd.DataFrame  # every train question, the new documents' included
-    probes: pd.DataFrame  # dev/test questions that touch a new document
+    before_documents: pd.DataFrame  # today's knowledge
+    after_documents: pd.DataFrame  # after the update
+    new_documents: pd.DataFrame  # what the update brings: documents added, or documents whose facts changed
+    before_train: pd.DataFrame  # train questions the arms learn from before the update
+    after_train: pd.DataFrame  # ... and after it
+    probes: pd.DataFrame  # dev questions about the new documents, with the answers after the update
 
 
 @dataclass(frozen=True)
@@ -74,50 +78,93 @@ class DrillSetup:
 class ArmResult:
     arm: str
     absorb_s: float  # wall time to take in the new documents
-    exact_match_before: float
+    answered_before: float  # share of probes whose main metric reaches the answered threshold
+    answered_after: float
+    answered_after_low: float  # bootstrap interval of answered_after (probe groups resampled together)
+    answered_after_high: float
     f1_before: float
-    exact_match_after: float
     f1_after: float
 
 
-def choose_arms(
-    drill: DrillConfig, grid_retrievers: list[str], adapters: list[AdapterConfig]
-) -> tuple[str, AdapterConfig]:
-    """The drill's retriever and adapter: the configured ones, else the first grid retriever and adapter.
+def choose_arms(drill: DrillConfig, ranking: list[dict], retrievers: list[str], adapters: list[str]) -> tuple[str, str]:
+    """The drill's retriever and adapter: the configured ones, else the recommended mix's.
 
-    The adapter's ``max_steps`` becomes the drill's (each drill training run is short).
+    Args:
+        ranking: the dev cells, recommended first, then by mean (``model``, ``retriever`` each).
+        retrievers, adapters: the names params know; the first of each stands in when no cell has one.
+
+    When the recommended cell has no retriever (or no adapter), the best-ranked cell that has one lends it.
     """
-    retriever = drill.retriever or grid_retrievers[0]
-    adapter = next(a for a in adapters if a.name == drill.adapter) if drill.adapter else adapters[0]
-    return retriever, adapter.model_copy(update={"max_steps": drill.max_steps})
+    with_retriever = [c["retriever"] for c in ranking if c["retriever"] != "none"]
+    with_adapter = [c["model"] for c in ranking if c["model"] != "base"]
+    retriever = drill.retriever or (with_retriever or retrievers)[0]
+    adapter = drill.adapter or (with_adapter or adapters)[0]
+    return retriever, adapter
 
 
 def hold_back(documents: pd.DataFrame, qa: pd.DataFrame, cfg: DrillConfig) -> DrillSplit:
-    """Hold back a seeded ``cfg.share`` of the documents (at least one) and find the questions about them.
+    """Hold back a seeded ``cfg.share`` of the documents (at least one) and find the dev questions about them.
 
-    The documents are drawn among those that some dev/test question is about: a held-back document
-    without a probe question would add nothing the drill can measure.
+    The documents are drawn among those that some dev question is about: a held-back document
+    without a probe question would add nothing the drill can measure. Test questions are never read.
 
     Raises:
-        ValueError: no document would be left, or no dev/test question is about any document.
+        ValueError: no document would be left, or no dev question is about any document.
     """
     ids = sorted(documents["doc_id"])
     n_new = max(1, round(cfg.share * len(ids)))
     if n_new >= len(ids):
         raise ValueError(f"drill.share {cfg.share} holds back all {len(ids)} documents; lower it")
-    train = qa["split"] == "train"
-    probed = sorted({d for doc_ids in qa.loc[~train, "doc_ids"] for d in doc_ids} & set(ids))
+    train, dev = qa["split"] == "train", qa["split"] == "dev"
+    probed = sorted({d for doc_ids in qa.loc[dev, "doc_ids"] for d in doc_ids} & set(ids))
     if not probed:
-        raise ValueError("no dev/test question is about any document: the drill has nothing to probe")
+        raise ValueError("no dev question is about any document: the drill has nothing to probe")
     rng = np.random.default_rng(cfg.seed)
     new_ids = set(rng.choice(probed, size=min(n_new, len(probed)), replace=False).tolist())
     touches_new = qa["doc_ids"].map(lambda doc_ids: bool(set(doc_ids) & new_ids))
-    probes = qa[touches_new & ~train].sort_values("qa_id").reset_index(drop=True)
+    probes = qa[touches_new & dev].sort_values("qa_id").reset_index(drop=True)
     if cfg.max_questions:
         probes = probes.head(cfg.max_questions)
     held = documents["doc_id"].isin(new_ids)
     logger.info("drill: %d of %d documents held back, %d probe questions", len(new_ids), len(ids), len(probes))
-    return DrillSplit(documents[~held], documents[held], qa[train & ~touches_new], qa[train], probes)
+    return DrillSplit(documents[~held], documents, documents[held], qa[train & ~touches_new], qa[train], probes)
+
+
+def change_facts(split: DrillSplit, changed_documents: pd.DataFrame, changed_qa: pd.DataFrame) -> DrillSplit:
+    """The drill on changed facts: every document is known today, and the update rewrites the held-back
+    ones (same ids, new text); probes and train questions about them take the changed answers.
+
+    Args:
+        changed_documents, changed_qa: the changed versions (``doc_id``/``text``; ``qa_id``/``answers``).
+
+    Raises:
+        ValueError: a held-back document or a probe has no changed version.
+    """
+    held = set(split.new_documents["doc_id"])
+    new = changed_documents[changed_documents["doc_id"].isin(held)]
+    if set(new["doc_id"]) != held:
+        raise ValueError(f"drill.changed has no changed version of {sorted(held - set(new['doc_id']))[:5]}")
+    answers = changed_qa.set_index("qa_id")["answers"]
+    missing = sorted(set(split.probes["qa_id"]) - set(answers.index))
+    if missing:
+        raise ValueError(f"drill.changed has no changed answer for the probe(s) {missing[:5]}")
+
+    def changed(qa: pd.DataFrame) -> pd.DataFrame:
+        about = qa["doc_ids"].map(lambda doc_ids: bool(set(doc_ids) & held)) & qa["qa_id"].isin(answers.index)
+        return qa.assign(
+            answers=[answers[q] if a else old for q, a, old in zip(qa["qa_id"], about, qa["answers"], strict=True)]
+        )
+
+    today = split.after_documents
+    after = pd.concat(
+        [today[~today["doc_id"].isin(held)], today[today["doc_id"].isin(held)][["doc_id"]].merge(new, on="doc_id")]
+    )
+    before_train = pd.concat(
+        [split.before_train, split.after_train[~split.after_train["qa_id"].isin(split.before_train["qa_id"])]]
+    )
+    return DrillSplit(
+        today, after.reset_index(drop=True), new, before_train, changed(split.after_train), changed(split.probes)
+    )
 
 
 def _train(documents, qa_train, tokenizer, setup: DrillSetup, base_dir: Path, out_dir: Path) -> float:
@@ -128,7 +175,7 @@ def _train(documents, qa_train, tokenizer, setup: DrillSetup, base_dir: Path, ou
         chunks={setup.retriever.name: chunk_documents(documents, setup.chunker)},
         top_k={setup.retriever.name: setup.retriever.top_k},
     )
-    examples = build_examples(inputs, tokenizer, setup.adapter, setup.prompts)
+    examples = build_examples(inputs, tokenizer, setup.adapter, setup.prompts)  # its own budget, no dev loss
     start = time.perf_counter()
     train_adapter(examples, base_dir, setup.adapter, setup.ray, out_dir, out_dir.parent / "ray")
     tokenizer.save_pretrained(out_dir)
@@ -151,9 +198,13 @@ def _index(db, documents: pd.DataFrame, embedder, setup: DrillSetup) -> float:
 
 
 def run_drill(
-    split: DrillSplit, setup: DrillSetup, base_dir: Path, embedder, metric, work_dir: Path
+    split: DrillSplit, setup: DrillSetup, base_dir: Path, embedder, scorers: dict, scoring: dict, work_dir: Path
 ) -> list[ArmResult]:
     """Set every arm up on the old documents, add the new ones, score the probes before and after.
+
+    Args:
+        scoring: ``metric`` (the main metric), ``threshold`` (answered at or above it), ``statistics``
+            (the bootstrap config) and ``groups`` (qa_id -> leakage group).
 
     ``work_dir`` receives the drill's own LanceDB folder and adapters; nothing else is written.
     """
@@ -167,98 +218,72 @@ def run_drill(
     def search():
         return Retriever(r, db.open_table(table_name(r.chunker, r.embedder)), embedder).search(questions)[0]
 
-    def score(model, hits) -> tuple[float, float]:
-        rows = answer_cell(
-            model, tokenizer, split.probes, hits, setup.prompts, setup.generation, {"qa_match": metric}, top_k=r.top_k
-        )
-        return float(rows["exact_match"].mean()), float(rows["f1"].mean())
+    def score(model, hits) -> pd.DataFrame:
+        top_k = r.top_k if hits is not None else None
+        return answer_cell(model, tokenizer, split.probes, hits, setup.prompts, setup.generation, scorers, top_k)
 
-    _index(db, split.old_documents, embedder, setup)
+    _index(db, split.before_documents, embedder, setup)
     hits_before = search()
-    _train(split.old_documents, split.old_train, tokenizer, setup, base_dir, work_dir / "adapter-before")
+    _train(split.before_documents, split.before_train, tokenizer, setup, base_dir, work_dir / "adapter-before")
     base = load_model(base_dir)
     before = {"rag": score(base, hits_before)}
     adapter = load_model(base_dir, work_dir / "adapter-before")
     before["finetune"], before["both"] = score(adapter, None), score(adapter, hits_before)
 
-    all_documents = pd.concat([split.old_documents, split.new_documents], ignore_index=True)
-    index_s = _index(db, all_documents, embedder, setup)
+    index_s = _index(db, split.after_documents, embedder, setup)
     hits_after = search()
-    train_s = _train(all_documents, split.all_train, tokenizer, setup, base_dir, work_dir / "adapter-after")
+    train_s = _train(split.after_documents, split.after_train, tokenizer, setup, base_dir, work_dir / "adapter-after")
     after = {"rag": score(base, hits_after)}
     adapter = load_model(base_dir, work_dir / "adapter-after")
     after["finetune"], after["both"] = score(adapter, None), score(adapter, hits_after)
 
     absorb = {"rag": index_s, "finetune": train_s, "both": index_s + train_s}
-    return [ArmResult(arm, absorb[arm], *before[arm], *after[arm]) for arm in ARMS]
+    return [_result(arm, absorb[arm], before[arm], after[arm], scoring) for arm in ARMS]
+
+
+def _result(arm: str, absorb_s: float, before: pd.DataFrame, after: pd.DataFrame, scoring: dict) -> ArmResult:
+    from components.decision.statistics import bootstrap
+
+    metric, threshold = scoring["metric"], scoring["threshold"]
+    answered = (after.set_index("qa_id")[metric] >= threshold).astype(float).to_frame(arm)
+    interval = bootstrap(answered, scoring["statistics"], scoring["groups"]).iloc[0]
+    return ArmResult(
+        arm=arm,
+        absorb_s=absorb_s,
+        answered_before=float((before[metric] >= threshold).mean()),
+        answered_after=float(interval["mean"]),
+        answered_after_low=float(interval["ci_low"]),
+        answered_after_high=float(interval["ci_high"]),
+        f1_before=float(before["f1"].mean()),
+        f1_after=float(after["f1"].mean()),
+    )
 
 
 def to_table(results: list[ArmResult]) -> pd.DataFrame:
     return pd.DataFrame([asdict(r) for r in results])
 
 
-def to_markdown(results: list[ArmResult], split: DrillSplit) -> str:
+def to_markdown(results: list[ArmResult], split: DrillSplit, setup: DrillSetup, confidence: float) -> str:
     """The knowledge-update table."""
+    pct = round(confidence * 100)
     lines = [
         "# Knowledge-update drill",
         "",
-        f"{len(split.new_documents)} of {len(split.old_documents) + len(split.new_documents)} documents held back "
-        f"and added as new data; {len(split.probes)} probe questions about them (dev/test, never trained on).",
+        f"{len(split.new_documents)} of {len(split.after_documents)} documents "
+        + (
+            "changed their facts"
+            if len(split.before_documents) == len(split.after_documents)
+            else "held back and added as new data"
+        )
+        + f"; {len(split.probes)} dev questions about them probe each arm (never trained on; test is not read). "
+        f"Retriever {setup.retriever.name}, adapter {setup.adapter.name} (its own budget).",
         "",
-        "| arm | time to absorb (s) | EM before | F1 before | EM after | F1 after |",
+        f"| arm | time to absorb (s) | answered before | answered after ({pct}% CI) | F1 before | F1 after |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
-            f"| {r.arm} | {r.absorb_s:.1f} | {r.exact_match_before:.3f} | {r.f1_before:.3f} "
-            f"| {r.exact_match_after:.3f} | {r.f1_after:.3f} |"
+            f"| {r.arm} | {r.absorb_s:.1f} | {r.answered_before:.3f} | {r.answered_after:.3f} "
+            f"({r.answered_after_low:.3f}-{r.answered_after_high:.3f}) | {r.f1_before:.3f} | {r.f1_after:.3f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def drill_report(params, catalog) -> tuple[str, dict[str, float], list]:
-    """``ragtune drill`` on the project: hold back, absorb, score; write the report and metrics files.
-
-    Returns:
-        The markdown report, the metrics for MLflow (``<arm>_<measure>``), and the files written.
-    """
-    import shutil
-
-    from components.evaluation.grid import grid_retrievers
-    from components.evaluation.metrics import load_metric
-    from components.io import read_parquet, write_json, write_text
-    from components.retrieval.embedding import Embedder
-
-    p = params
-    names = grid_retrievers(p.evaluation.grid_retrievers, p.retrieval.retrievers)
-    retriever_name, adapter = choose_arms(p.evaluation.drill, names, p.finetune.adapters)
-    retriever = p.retrieval.retriever(retriever_name)
-    split = hold_back(read_parquet(catalog.documents), read_parquet(catalog.qa), p.evaluation.drill)
-    setup = DrillSetup(
-        p.data.chunkers[retriever.chunker],
-        retriever,
-        adapter,
-        p.retrieval.index,
-        p.finetune.ray,
-        p.evaluation.prompts,
-        p.evaluation.generation,
-    )
-    work = catalog.scratch("drill")  # its own index and adapters, never data/raw or data/index
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    embedder = Embedder(p.retrieval.embedders[retriever.embedder])
-    results = run_drill(split, setup, catalog.base_model, embedder, load_metric("qa_match"), work)
-    markdown = to_markdown(results, split)
-    arms = to_table(results).to_dict(orient="records")
-    report = {
-        "arms": arms,
-        "new_documents": sorted(split.new_documents["doc_id"]),
-        "probes": len(split.probes),
-        "retriever": retriever.name,
-        "adapter": adapter.name,
-    }
-    files = [catalog.drill_report, catalog.metrics("drill")]
-    write_text(markdown, files[0])
-    write_json(report, files[1])
-    metrics = {f"{row['arm']}_{key}": row[key] for row in arms for key in row if key != "arm"}
-    return markdown, metrics, files

@@ -10,26 +10,35 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from components.config import RetrieverConfig
+from components.config import GridConfig, RetrieverConfig
 
 NO_RETRIEVAL = "none"
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell: a model variant ("base" or an adapter name) and a retriever (or "none")."""
+    """One grid cell: a model variant ("base" or an adapter name), a retriever (or "none"), and how many
+    few-shot examples its prompt shows (0: none)."""
 
     model: str
     retriever: str
+    shots: int
 
     @property
     def name(self) -> str:
-        return f"{self.model}+{self.retriever}"
+        return f"{self.model}+{self.retriever}" + (f"+{self.shots}shot" if self.shots else "")
 
 
-def grid(adapters: list[str], retrievers: list[str]) -> list[Cell]:
-    """{base, each adapter} x {no retrieval, each retriever}, base and closed-book first."""
-    return [Cell(m, r) for m in ["base", *adapters] for r in [NO_RETRIEVAL, *retrievers]]
+def grid(adapters: list[str], retrievers: list[str], few_shot_models: list[str], shots: int) -> list[Cell]:
+    """{base, each adapter} x {no retrieval, each retriever}, plus the few-shot prompt for ``few_shot_models``.
+
+    The cells of one model are adjacent (each model variant is loaded once).
+    """
+    cells = []
+    for model in ["base", *adapters]:
+        counts = [0, shots] if model in few_shot_models else [0]
+        cells += [Cell(model, r, k) for k in counts for r in [NO_RETRIEVAL, *retrievers]]
+    return cells
 
 
 def select_questions(qa: pd.DataFrame, split: str, max_questions: int | None) -> pd.DataFrame:
@@ -44,6 +53,23 @@ def select_questions(qa: pd.DataFrame, split: str, max_questions: int | None) ->
     return questions.head(max_questions) if max_questions else questions
 
 
-def grid_retrievers(wanted: list[str] | None, retrievers: list[RetrieverConfig]) -> list[str]:
-    """The retrievers the LLM grid pairs with every model variant, in params order (``wanted`` None: all)."""
-    return [r.name for r in retrievers if wanted is None or r.name in wanted]
+def choose_retrievers(
+    dev_scores: dict[str, dict[str, float]], retrievers: list[RetrieverConfig], grid: GridConfig
+) -> list[str]:
+    """The retrievers the LLM grid pairs with every model: pinned in params, or chosen by their dev scores.
+
+    Chosen: the best by ``grid.metric`` on dev and any within ``grid.margin`` of it, best first (then
+    faster), at most ``grid.max_retrievers``. Retrievers without dev scores are not chosen.
+
+    Args:
+        dev_scores: retriever -> its retrieval-only metrics on dev (``retrieval.json``).
+    """
+    if grid.retrievers is not None:
+        return [r.name for r in retrievers if r.name in grid.retrievers]
+    scored = [r.name for r in retrievers if r.name in dev_scores]
+    if not scored:
+        raise ValueError("no retriever has dev retrieval scores: run `ragtune retrieval-eval` with dev in eval_splits")
+    top = max(dev_scores[n][grid.metric] for n in scored)
+    near = [n for n in scored if dev_scores[n][grid.metric] >= top - grid.margin]
+    near.sort(key=lambda n: (-dev_scores[n][grid.metric], dev_scores[n]["retrieval_latency_p50_s"]))
+    return near[: grid.max_retrievers]

@@ -2,10 +2,11 @@
 
 The key of a question is a SHA-256 over the cell's scope (base model id, adapter content hash,
 retriever config and index table version, prompt template, system prompt and generation config)
-and the full rendered prompt (which holds the question and the retrieved passages). Any change to
-any of them is a miss. Entries are small JSON files under ``data/cache/predictions/`` written
-atomically; the folder is not a DVC output, so it survives ``dvc repro`` re-running the stage.
-A cached entry keeps the latency and tokens measured when it was generated.
+and the full rendered prompt (which holds the question, the retrieved passages and any few-shot
+examples). Any change to any of them is a miss. Entries are small JSON files under
+``data/cache/predictions/`` written atomically; the folder is not a DVC output, so it survives
+``dvc repro`` re-running the stage. A cached entry keeps the tokens measured when it was generated.
+The cache lives with the driver: when the grid runs on Ray workers, only the misses travel.
 """
 
 from __future__ import annotations
@@ -37,19 +38,28 @@ class PredictionCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
-    def generate(self, prompts: list[str], generate_fn: Callable[[list[str]], list[Generation]]) -> list[Generation]:
-        """Cached generations for ``prompts``; only the misses go to ``generate_fn`` (one batched call)."""
-        keys = [self.key(p) for p in prompts]
+    def lookup(self, prompts: list[str]) -> tuple[dict[int, Generation], list[int]]:
+        """The cached generations of ``prompts`` (by index) and the indices that miss."""
         found: dict[int, Generation] = {}
-        for i, key in enumerate(keys):
-            path = self._path(key)
+        for i, prompt in enumerate(prompts):
+            path = self._path(self.key(prompt))
             if path.is_file():
                 found[i] = Generation(**json.loads(path.read_text(encoding="utf-8")))
-        missing = [i for i in range(len(prompts)) if i not in found]
+        return found, [i for i in range(len(prompts)) if i not in found]
+
+    def store(self, prompts: list[str], generations: list[Generation]) -> None:
+        """Record newly generated answers."""
+        for prompt, gen in zip(prompts, generations, strict=True):
+            write_json(asdict(gen), self._path(self.key(prompt)))
+        self.generated += len(prompts)
+
+    def generate(self, prompts: list[str], generate_fn: Callable[[list[str]], list[Generation]]) -> list[Generation]:
+        """Cached generations for ``prompts``; only the misses go to ``generate_fn`` (one batched call)."""
+        found, missing = self.lookup(prompts)
         if missing:
-            for i, gen in zip(missing, generate_fn([prompts[i] for i in missing]), strict=True):
-                write_json(asdict(gen), self._path(keys[i]))
-                found[i] = gen
-        self.generated += len(missing)
+            todo = [prompts[i] for i in missing]
+            made = generate_fn(todo)
+            self.store(todo, made)
+            found.update(zip(missing, made, strict=True))
         logger.info("prediction cache: %d hits, %d generated", len(prompts) - len(missing), len(missing))
         return [found[i] for i in range(len(prompts))]

@@ -16,6 +16,7 @@ import numpy as np
 
 from components.config import EmbedderConfig, RayEmbeddingConfig
 from components.llm.models import package_dir
+from components.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,10 @@ def length_sorted_batches(texts: list[str], batch_size: int) -> list[np.ndarray]
 
 
 def _encode_local(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
-    """Encode in this process, one length-sorted batch at a time, with a chunks/s progress bar."""
-    from tqdm.auto import tqdm
-
+    """Encode in this process, one length-sorted batch at a time, with chunks/s progress (a bar on a
+    terminal, a rate line every few seconds in logs)."""
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), unit="chunk", desc=f"embed {embedder.name}", disable=not progress) as bar:
+    with Progress(len(texts), f"embed {embedder.name}", "chunks", enabled=progress) as bar:
         for batch in length_sorted_batches(texts, embedder.cfg.batch_size):
             out[batch] = embedder.model.encode(
                 [texts[i] for i in batch],

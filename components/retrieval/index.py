@@ -22,10 +22,13 @@ RAG toolkits). Every write makes a new table version; :func:`open_table_at` reop
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,9 +78,36 @@ class IndexReport:
     fts_index: bool
     embed_s: float
     index_s: float
+    full_build_s: float  # what building the whole table from nothing costs (measured, or scaled: see full_build)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+BUILD_FILE = ".ragtune-builds.json"  # in a local LanceDB folder: each table's last full build (seconds, rows)
+
+
+def full_build(db, name: str, rows: int, seconds: float | None) -> float:
+    """The cost of building table ``name`` from nothing: measured now (``seconds`` of a build from an empty
+    table) and recorded beside the tables, or the recorded measurement scaled to ``rows``.
+
+    An incremental update embeds a few new chunks in seconds, but a team that rebuilds, or starts
+    over on another machine, pays the whole build: that is the fixed cost of a retriever.
+    """
+    path = Path(str(db.uri)) / BUILD_FILE
+    local = "://" not in str(db.uri) or str(db.uri).startswith("file://")
+    builds = json.loads(path.read_text(encoding="utf-8")) if local and path.is_file() else {}
+    if seconds is not None:
+        builds[name] = {"seconds": seconds, "rows": rows}
+        if local:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(builds, indent=2, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, path)
+        return seconds
+    if name not in builds:
+        logger.warning("%s: no full build recorded (built before this version, or on object storage)", name)
+        return 0.0
+    return builds[name]["seconds"] * rows / max(builds[name]["rows"], 1)
 
 
 def _schema(embedder: Embedder) -> pa.Schema:
@@ -286,6 +316,7 @@ def sync_table(
     else:
         table = db.create_table(name, schema=schema)
         existing = pd.DataFrame(columns=[KEY, *METADATA_COLUMNS])
+    from_nothing = existing.empty
     new, moved, stale = plan_changes(chunks, existing)
 
     embed_start = time.perf_counter()
@@ -304,9 +335,10 @@ def sync_table(
         _verify(table, chunks)
     have = update_indexes(table, settings, fts, changed)
     index_s = time.perf_counter() - index_start
+    rows = table.count_rows()
     return IndexReport(
         table=name,
-        rows=table.count_rows(),
+        rows=rows,
         added=len(new),
         updated=len(moved),
         deleted=len(stale),
@@ -317,6 +349,7 @@ def sync_table(
         fts_index=TEXT in have,
         embed_s=round(embed_s, 3),
         index_s=round(index_s, 3),
+        full_build_s=round(full_build(db, name, rows, embed_s + index_s if from_nothing and rows else None), 3),
     )
 
 

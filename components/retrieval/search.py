@@ -137,16 +137,14 @@ class Retriever:
     def search(self, questions: list[str]) -> tuple[list[list[Hit]], list[float]]:
         """Top-k hits for each question, and the latency of each query in seconds.
 
-        Query embeddings are computed in one batch first; the latency covers the search (both
-        searches and the fusion in hybrid mode) and the reranking.
+        Each query is answered on its own, as a user's would be: its latency covers embedding the
+        question (vector and hybrid modes), the search (both searches and the fusion in hybrid
+        mode) and the reranking.
         """
-        if self.cfg.mode in NEEDS_VECTOR:
-            vectors: list[np.ndarray | None] = list(self.embedder.encode(questions))
-        else:
-            vectors = [None] * len(questions)
         results, latencies = [], []
-        for question, vector in zip(questions, vectors, strict=True):
+        for question in questions:
             start = time.perf_counter()
+            vector = self.embedder.encode([question])[0] if self.cfg.mode in NEEDS_VECTOR else None
             hits = self.rerank(question, self.search_fn(self.table, question, vector, self.cfg, self.cfg.top_k))
             latencies.append(time.perf_counter() - start)
             results.append(hits[: self.cfg.top_k])

@@ -35,7 +35,8 @@ class Bundle(BaseModel):
     index_table: str | None = None
     index_version: int | None = None
     prompts: PromptConfig
-    generation: GenerationConfig
+    generation: GenerationConfig  # with the answer cap the cell was scored with
+    examples: list[tuple[str, str]]  # the few-shot turns the cell's prompt shows ([] for none)
     base_model_hash: str
     base_model_uri: str = ""  # filled by the registry: where the base model's files are stored
 
@@ -45,7 +46,7 @@ class Bundle(BaseModel):
 
     @property
     def cell(self) -> str:
-        return f"{self.model}+{self.retrieval}"
+        return f"{self.model}+{self.retrieval}" + (f"+{len(self.examples)}shot" if self.examples else "")
 
 
 def bundle_hash(bundle: Bundle, adapter_dir: Path | None) -> str:
@@ -79,10 +80,17 @@ def make_bundle(
     prompts: PromptConfig,
     generation: GenerationConfig,
     base_model_hash: str,
+    examples: list[tuple[str, str]] = (),
 ) -> Bundle:
     """The bundle of grid cell ``model`` x ``retriever`` (None: closed-book) from the pipeline's params."""
     if retriever is None:
-        return Bundle(model=model, prompts=prompts, generation=generation, base_model_hash=base_model_hash)
+        return Bundle(
+            model=model,
+            prompts=prompts,
+            generation=generation,
+            base_model_hash=base_model_hash,
+            examples=list(examples),
+        )
     if index_uri is None or index_version is None:
         raise ValueError(f"retriever {retriever.name!r} needs the index URI and the table version it was evaluated on")
     return Bundle(
@@ -95,4 +103,5 @@ def make_bundle(
         prompts=prompts,
         generation=generation,
         base_model_hash=base_model_hash,
+        examples=list(examples),
     )

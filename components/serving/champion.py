@@ -32,7 +32,6 @@ class ChampionUnavailableError(RuntimeError):
 def gate_questions(
     qa: pd.DataFrame,
     predictions: pd.DataFrame,
-    evaluated_split: str,
     cell: str,
     metric: str,
     split: str,
@@ -42,8 +41,7 @@ def gate_questions(
 
     Args:
         qa: ``qa.parquet`` (``qa_id``, ``question``, ``answers``, ``group``, ``split``).
-        predictions: ``predictions.parquet``; its ``split`` column names each row's split, or when it
-            has none, every row is of ``evaluated_split`` (``cells.json``).
+        predictions: ``predictions.parquet`` (``cell``, ``split``, ``qa_id``, the metrics).
 
     Returns:
         The questions of ``split`` (sorted by id, the first ``max_questions``; those the evaluation
@@ -53,8 +51,7 @@ def gate_questions(
     Raises:
         ValueError: the split holds no questions.
     """
-    on_split = predictions["split"] == split if "split" in predictions else evaluated_split == split
-    rows = predictions[(predictions["cell"] == cell) & on_split]
+    rows = predictions[(predictions["cell"] == cell) & (predictions["split"] == split)]
     pool = qa[qa["split"] == split]
     if not rows.empty:
         pool = pool[pool["qa_id"].isin(rows["qa_id"])]
@@ -111,7 +108,7 @@ def score_version(name: str, version: str, questions: pd.DataFrame, metric: str)
 def judge(
     plan: CellPlan,
     base_dir: Path,
-    evaluation: Callable[[], tuple[pd.DataFrame, pd.DataFrame, str]],
+    evaluation: Callable[[], tuple[pd.DataFrame, pd.DataFrame]],
     metric: str,
     gate: GateConfig,
     statistics: StatisticsConfig,
@@ -123,8 +120,8 @@ def judge(
     Otherwise both answer the same questions of ``gate.split`` and the paired interval decides.
 
     Args:
-        evaluation: returns ``qa.parquet``, ``predictions.parquet`` and the split the evaluation
-            scored (see :func:`gate_questions`); called only when there is a champion to compare with.
+        evaluation: returns ``qa.parquet`` and ``predictions.parquet`` (see :func:`gate_questions`);
+            called only when there is a champion to compare with.
     """
     cell = plan.choice.cell
     current = tracking.alias_version(registry.name, registry.alias)
@@ -133,8 +130,8 @@ def judge(
     label = f"{registry.name} version {current.version} ({current.tags.get('ragtune.cell', '?')})"
     if current.tags.get(HASH_TAG) == plan.digest:
         return same_bundle(cell, label, metric, gate.split, gate.margin)
-    qa, predictions, evaluated_split = evaluation()
-    questions, new = gate_questions(qa, predictions, evaluated_split, cell, metric, gate.split, gate.max_questions)
+    qa, predictions = evaluation()
+    questions, new = gate_questions(qa, predictions, cell, metric, gate.split, gate.max_questions)
     if new is None:
         logger.info("the evaluation did not score %s on %s: it answers the gate's questions now", cell, gate.split)
         new = score_plan(plan, base_dir, questions, metric)

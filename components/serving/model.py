@@ -79,18 +79,12 @@ def open_retriever(bundle: Bundle):
 
 
 def answer(model, tokenizer, retriever, bundle: Bundle, questions: list[str]) -> pd.DataFrame:
-    """Answer ``questions`` the way the bundle's grid cell did (same prompts, same greedy decoding)."""
-    from components.llm.generation import chat_prompt, generate, user_message
+    """Answer ``questions`` the way the bundle's grid cell did (same prompts and examples, same greedy decoding)."""
+    from components.evaluation.answer import render_prompts
+    from components.llm.engines import generate
 
     hits = retriever.search(questions)[0] if retriever is not None else None
-    prompts = [
-        chat_prompt(
-            tokenizer,
-            bundle.prompts.system,
-            user_message(bundle.prompts, q, None if hits is None else [h.text for h in hits[i]]),
-        )
-        for i, q in enumerate(questions)
-    ]
+    prompts = render_prompts(tokenizer, questions, hits, bundle.prompts, bundle.examples)
     out = pd.DataFrame({"answer": [g.answer for g in generate(model, tokenizer, prompts, bundle.generation)]})
     if hits is not None:
         out["retrieved_doc_ids"] = [[h.doc_id for h in row] for row in hits]

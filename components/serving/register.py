@@ -131,8 +131,11 @@ def plan_cell(
     adapters_dir: Path,
     prompts: PromptConfig,
     generation: GenerationConfig,
+    examples: list[tuple[str, str]] = (),
 ) -> CellPlan:
     """The bundle of the cell ``choice`` names, its retriever pinned to the LanceDB table version it was evaluated on.
+
+    ``examples`` are the few-shot pairs of a few-shot cell, served with its prompts.
 
     Raises:
         ValueError: ``choice`` names a retriever but ``retriever`` is None (unknown to params).
@@ -149,6 +152,7 @@ def plan_cell(
         prompts,
         generation,
         dir_hash(base_dir),
+        examples,
     )
     adapter_dir = None if choice.model == "base" else adapters_dir / choice.model
     return CellPlan(choice, bundle, adapter_dir, bundle_hash(bundle, adapter_dir))

@@ -1,9 +1,14 @@
-"""MLflow, and only MLflow: runs and their provenance (:mod:`.runs`), the model registry (:mod:`.registry`).
+"""MLflow, and only MLflow: runs and their provenance (:mod:`.runs`), the model registry (:mod:`.registry`),
+the leaderboard on the dashboard (:mod:`.dashboard`).
 
-``from components import tracking`` gives the functions of both; no other package imports mlflow,
+``from components import tracking`` gives the functions of those; no other package imports mlflow,
 except ``components.serving.model``, whose pyfunc class must subclass ``mlflow.pyfunc.PythonModel``.
+The GenAI evaluation of a cell (:mod:`.genai`, with its scorers in :mod:`.scorers`) wraps the
+evaluation's metric modules, so it is imported on its own (``from components.tracking import genai``)
+by the stage that logs cells, and the other stages do not depend on the evaluation code.
 """
 
+from components.tracking.dashboard import mark_leaderboard, urls
 from components.tracking.registry import (
     alias_version,
     download,
@@ -26,10 +31,12 @@ from components.tracking.runs import (
     log_sweep_trial,
     log_to_run,
     log_training,
+    ops_experiment,
     provenance_tags,
     run_info,
     run_params,
     setup,
+    setup_ops,
     start_parent,
 )
 
@@ -51,11 +58,15 @@ __all__ = [
     "log_sweep_trial",
     "log_to_run",
     "log_training",
+    "mark_leaderboard",
+    "ops_experiment",
     "provenance_tags",
     "register_pyfunc",
     "run_info",
     "run_params",
     "set_alias",
     "setup",
+    "setup_ops",
     "start_parent",
+    "urls",
 ]

@@ -17,6 +17,7 @@ import mlflow.artifacts
 import mlflow.pyfunc
 from mlflow.tracking import MlflowClient
 
+from components.progress import Progress
 from components.tracking.runs import flat
 
 logger = logging.getLogger(__name__)
@@ -82,10 +83,24 @@ def ensure_base_model(base_dir: Path, base_hash: str, tags: dict[str, str] | Non
         UPLOADER_TAG: f"{socket.gethostname()}:{os.getpid()}",
     }
     with mlflow.start_run(run_name=f"base-model-{base_hash[:12]}", tags=run_tags) as run:
-        mlflow.log_artifacts(str(base_dir), BASE_MODEL_ARTIFACT)
-        mlflow.set_tag(UPLOAD_TAG, "complete")
+        upload_dir(base_dir, BASE_MODEL_ARTIFACT, f"upload base model {base_hash[:12]}")
+        mlflow.set_tag(UPLOAD_TAG, "complete")  # only now: a reader never takes a partial upload
     logger.info("stored the base model %s in run %s", base_hash[:12], run.info.run_id)
     return f"runs:/{run.info.run_id}/{BASE_MODEL_ARTIFACT}"
+
+
+def upload_dir(local: Path, artifact_path: str, desc: str) -> None:
+    """``mlflow.log_artifacts`` file by file, into the active run, with progress in MB.
+
+    The base model is one ~540 MB file among small ones: progress advances per file, so a slow
+    link shows the time the big one took (and the rate) instead of minutes of silence.
+    """
+    files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    with Progress(sum(p.stat().st_size for p in files) / 1e6, desc, "MB") as progress:
+        for file in files:
+            parent = file.parent.relative_to(local).as_posix()
+            mlflow.log_artifact(str(file), artifact_path if parent == "." else f"{artifact_path}/{parent}")
+            progress.update(file.stat().st_size / 1e6)
 
 
 def find_version(name: str, content_hash: str):

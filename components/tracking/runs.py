@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.tracking import MlflowClient
 
@@ -21,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
+EXPERIMENT_KIND = "mlflow.experimentKind"
+GENAI_KIND = "genai_development"  # the UI's GenAI views: overview, traces, evaluation runs, datasets
+TRAINING_KIND = "custom_model_development"  # the UI's run table and charts
+OPS_SUFFIX = "-ops"
 PACKAGES = ("torch", "transformers", "peft", "sentence-transformers", "lancedb", "ray", "mlflow", "prefect", "dvc")
 
 
@@ -34,8 +40,13 @@ def connect(root: Path) -> None:
         mlflow.set_tracking_uri(default_tracking_uri(root))
 
 
-def setup(root: Path, experiment: str) -> str:
-    """Point MLflow at ``MLFLOW_TRACKING_URI`` if set, else the sqlite store in ``root``.
+def setup(root: Path, experiment: str, kind: str = GENAI_KIND) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` if set, else the sqlite store in ``root``; make ``experiment`` active.
+
+    Args:
+        kind: the experiment's ``mlflow.experimentKind``, which picks the UI's views for it: the
+            pipeline's experiment is a GenAI one (its cells are evaluation runs with traces), the
+            bookkeeping one (:func:`setup_ops`) a model-training one.
 
     Returns:
         The experiment id (created, with its artifact folder, if new).
@@ -49,8 +60,21 @@ def setup(root: Path, experiment: str) -> str:
     else:
         location = (root / DEFAULT_ARTIFACTS).resolve().as_uri() if local else None
         experiment_id = client.create_experiment(experiment, artifact_location=location)
+    if found is None or found.tags.get(EXPERIMENT_KIND) != kind:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, kind)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def ops_experiment(experiment: str) -> str:
+    """The experiment that holds ``experiment``'s bookkeeping runs."""
+    return f"{experiment}{OPS_SUFFIX}"
+
+
+def setup_ops(root: Path, experiment: str) -> str:
+    """Like :func:`setup`, for the bookkeeping experiment ``<experiment>-ops``: training, retrieval-eval,
+    sweep, drill, registration and base-model runs, kept out of the list where the cells are compared."""
+    return setup(root, ops_experiment(experiment), kind=TRAINING_KIND)
 
 
 def git_commit(root: Path) -> str:
@@ -115,7 +139,7 @@ def log_cell(
     ):
         mlflow.log_params(flat(params))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        table = predictions.copy()
+        table = predictions.drop(columns=["prompt", "retrieved_texts"], errors="ignore")  # long; in the traces
         for column in table.columns:
             if table[column].map(lambda v: isinstance(v, list | tuple)).any():
                 table[column] = table[column].map(lambda v: " | ".join(map(str, v)))
@@ -130,16 +154,20 @@ def log_to_run(
     tags: dict | None = None,
     params: dict | None = None,
 ) -> None:
-    """Add metrics, artifact files, tags and params to an existing run (the parent, after selection)."""
-    with mlflow.start_run(run_id=run_id):
-        if params:
-            mlflow.log_params(flat(params))
-        if metrics:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        if tags:
-            mlflow.set_tags(tags)
-        for path in files:
-            mlflow.log_artifact(str(path))
+    """Add metrics, artifact files, tags and params to an existing run (the parent, after selection).
+
+    Through the client, not the fluent API: the run may belong to another experiment than the active
+    one (``register`` tags a cell run of the pipeline's experiment while it logs in ``<experiment>-ops``).
+    """
+    client, now = MlflowClient(), int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+        params=[Param(k, v) for k, v in flat(params or {}).items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+    for path in files:
+        client.log_artifact(run_id, str(path))
 
 
 def cell_runs(parent_id: str) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 Each source has its own strategy function in :data:`SOURCES`:
 
 - ``corpus``: every document cut into ``max_length``-token windows, full language-model loss
-  (continued pre-training), plus, with ``augment``, each *train-split* QA pair rendered as text
-  (``qa_text``: "Question: ... Answer: ..."; ``statement``: a declarative sentence), since facts
-  stick in weights only when seen in several forms (Ovadia et al. 2023);
+  (continued pre-training), plus, with ``augment``, the facts in other phrasings, each form
+  weighted (:mod:`components.training.augment`: train pairs as text, statements and rewrites;
+  single sentences; entity-pair statements), since facts stick in weights only when seen in
+  several forms (Ovadia et al. 2023);
 - ``qa``: each train question in the evaluation's closed-book chat prompt, loss on the answer only;
 - ``raft``: each train question in the evaluation's *with-context* chat prompt with as many passages
   as the named retriever's ``top_k``: the gold chunk (the chunk of the question's first gold
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from components.config import AdapterConfig, CorpusSource, PromptConfig, QASource, RaftSource
 from components.llm.generation import chat_prompt, user_message
+from components.training.augment import augmented_texts
 from components.training.train_step import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
@@ -59,23 +60,6 @@ def corpus_examples(texts: list[str], tokenizer, max_length: int) -> list[dict]:
             if len(window) > 1:
                 examples.append({"input_ids": window, "labels": list(window)})
     return examples
-
-
-FACT_FORMS: dict[str, Callable[[str, str], str]] = {
-    "qa_text": lambda q, a: f"Question: {q}\nAnswer: {a}",
-    "statement": lambda q, a: f'The answer to the question "{q}" is {a}.',
-}
-
-
-def fact_texts(qa_train: pd.DataFrame, forms: list[str]) -> list[str]:
-    """Each train QA pair rendered as text in every requested form (for continued pre-training)."""
-    if not forms or qa_train.empty:
-        return []
-    return [
-        FACT_FORMS[form](q, answers[0])
-        for q, answers in zip(qa_train["question"], qa_train["answers"], strict=True)
-        for form in forms
-    ]
 
 
 def chat_example(
@@ -167,8 +151,14 @@ def raft_examples(
 
 
 def _corpus(inputs: TrainingInputs, source: CorpusSource, tokenizer, cfg: AdapterConfig, prompts: PromptConfig):
-    texts = inputs.documents["text"].tolist() + fact_texts(inputs.train_qa(), list(source.augment))
-    return corpus_examples(texts, tokenizer, cfg.max_length)
+    """The documents, plus each augmentation form's texts in the number of copies its weight asks for."""
+    examples = corpus_examples(inputs.documents["text"].tolist(), tokenizer, cfg.max_length)
+    for form, weight in source.augment.items():
+        texts = augmented_texts(inputs.documents, inputs.train_qa(), form)
+        built = corpus_examples(texts, tokenizer, cfg.max_length)
+        logger.info("adapter %s: %d %s texts (weight %g)", cfg.name, len(built), form, weight)
+        examples += weighted(built, weight, cfg.seed)
+    return examples
 
 
 def _qa(inputs: TrainingInputs, source: QASource, tokenizer, cfg: AdapterConfig, prompts: PromptConfig):
@@ -225,3 +215,18 @@ def held_out_examples(
     view = TrainingInputs(inputs.documents, questions.assign(split="train"), inputs.chunks, inputs.top_k)
     sources = [s for s in cfg.data if s.source in ("qa", "raft")] or [QASource(source="qa", weight=1.0)]
     return [e for source in sources for e in SOURCES[source.source](view, source, tokenizer, cfg, prompts)]
+
+
+def examples_and_dev(
+    inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompts: PromptConfig
+) -> tuple[list[dict], list[dict]]:
+    """An adapter's training examples and its held-out dev examples (none, with a warning, when there are no
+    dev questions or the adapter has no ``eval_every``: it then keeps its last weights and never stops early)."""
+    examples = build_examples(inputs, tokenizer, cfg, prompts)
+    if cfg.eval_every is None:
+        return examples, []
+    try:
+        return examples, held_out_examples(inputs, tokenizer, cfg, prompts, cfg.dev_questions)
+    except ValueError as exc:
+        logger.warning("adapter %s: %s: no dev loss, no early stopping, the last weights are kept", cfg.name, exc)
+        return examples, []

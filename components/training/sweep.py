@@ -83,6 +83,7 @@ def _trial(
         eval_every=eval_every,
         callbacks=[TuneReportCallback()],
         report_every=eval_every,  # every report then carries the dev loss ASHA compares
+        early_stopping=False,  # ASHA decides which trials stop
     )
     trainer.fit()
 

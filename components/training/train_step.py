@@ -89,12 +89,20 @@ def micro_batches(examples: list[dict], indices: list[int], grad_accum: int) -> 
         yield collate([examples[i] for i in indices[k : k + size]])
 
 
-def add_lora(model, r: int, alpha: int, dropout: float, target_modules: list[str]):
-    """Wrap a causal LM with a peft LoRA adapter; only the adapter weights train."""
+def add_lora(model, r: int, alpha: int, dropout: float, target_modules: list[str] | str):
+    """Wrap a causal LM with a peft LoRA adapter; only the adapter weights train.
+
+    ``target_modules`` lists module names (``["q_proj", "v_proj"]``) or is ``"all-linear"``.
+    """
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), task_type="CAUSAL_LM"
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        # "all-linear": peft finds every linear layer but the output head
+        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
 

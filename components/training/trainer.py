@@ -2,7 +2,9 @@
 
 The run is named after the adapter and a fingerprint of its config and data, so re-running an
 interrupted ``ragtune finetune`` with the same storage resumes from the latest checkpoint.
-``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster.
+``RAY_ADDRESS`` (read by Ray itself) selects an existing cluster; with an object store
+(:mod:`components.storage`) the run, its checkpoints and the base model live in a bucket
+every node reaches, so the cluster needs no filesystem shared with the driver.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
 
 from components.config import AdapterConfig, RayConfig
-from components.training.worker import STATE_FILE, train_loop_per_worker
+from components.ray_runtime import start_ray
+from components.storage import ObjectStore, publish_dir, ray_storage
+from components.training.reports import follow_reports
+from components.training.worker import SNAPSHOTS, STATE_FILE, snapshot_name, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def plan_steps(n_examples: int, cfg: AdapterConfig, world_size: int) -> int:
@@ -34,60 +36,24 @@ def plan_steps(n_examples: int, cfg: AdapterConfig, world_size: int) -> int:
     return min(total, cfg.max_steps) if cfg.max_steps else total
 
 
-def fingerprint(examples: list[dict], cfg: AdapterConfig, ray_cfg: RayConfig, base_dir: Path) -> str:
-    """Hash of everything that decides the trained weights: same hash, same run (so it can resume)."""
+def fingerprint(
+    examples: list[dict], cfg: AdapterConfig, ray_cfg: RayConfig, base_dir: Path, eval_examples: list[dict] = ()
+) -> str:
+    """Hash of everything that decides the trained weights (and, through early stopping, the dev
+    examples): same hash, same run, so it can resume."""
     h = hashlib.sha256()
     h.update(json.dumps([cfg.model_dump(mode="json"), ray_cfg.num_workers, str(base_dir.resolve())]).encode())
-    for e in examples:
-        h.update(json.dumps([e["input_ids"], e["labels"]]).encode())
+    for e in [*examples, {"dev": True}, *eval_examples]:
+        h.update(json.dumps([e.get("input_ids"), e.get("labels")]).encode())
     return h.hexdigest()[:12]
 
 
 def ensure_ray(
     ray_cfg: RayConfig, cluster_address: str | None, concurrent_runs: int = 1, state_api: bool = False
 ) -> None:
-    """Join ``cluster_address`` (RAY_ADDRESS) or start a local Ray whose workers import this checkout.
-
-    A local Ray gets at least enough logical CPUs for ``concurrent_runs`` training runs at once,
-    each its workers plus one spare. ``state_api`` starts its dashboard process, which serves Ray's
-    state API: Ray Train's placement-group cleaner needs it to free the CPUs of a run whose driver
-    was killed (a sweep trial stopped early); a plain ``fit`` frees them itself.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return
-    if cluster_address:
-        ray.init()  # Ray reads RAY_ADDRESS itself
-    else:
-        needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
-        # address="local": always a new instance of this run's own, never one another run (or a
-        # `ray start`) left on this machine. Its GCS port is chosen here and given to its workers as
-        # RAY_ADDRESS: Ray Train's placement-group cleaner looks the cluster up, and with several
-        # Ray instances on the machine it would otherwise fail ("Found multiple active Ray instances").
-        # Workers get this repository on PYTHONPATH, so they import the same `components` as the
-        # driver (a git worktree would otherwise load whichever copy is installed).
-        port = _free_port()
-        env = {"PYTHONPATH": str(REPO_ROOT), "RAY_ADDRESS": f"127.0.0.1:{port}"}
-        os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # read by ray.init when it starts the GCS
-        try:
-            ray.init(
-                address="local",
-                num_cpus=max(needed, os.cpu_count() or 1),
-                include_dashboard=state_api,
-                dashboard_host="127.0.0.1",
-                runtime_env={"env_vars": env},
-            )
-        finally:
-            os.environ.pop("RAY_GCS_SERVER_PORT", None)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Ray for training: enough logical CPUs for ``concurrent_runs`` runs at once, each its workers plus one spare."""
+    needed = concurrent_runs * (ray_cfg.num_workers * ray_cfg.cpus_per_worker + 1)
+    start_ray(needed, cluster_address, state_api)
 
 
 def make_trainer(
@@ -103,28 +69,37 @@ def make_trainer(
     eval_every: int | None = None,
     callbacks: list | None = None,
     report_every: int | None = None,
+    early_stopping: bool = True,
+    store: ObjectStore | None = None,
 ):
     """The Ray Train ``TorchTrainer`` for one adapter run of ``steps`` steps, stored under ``run_name``.
 
     Workers report metrics every ``report_every`` steps (default: about 20 reports per run), at
-    checkpoints, at held-out evaluations and at the end.
+    checkpoints, at held-out evaluations and at the end. With ``eval_examples`` the dev loss is
+    measured every ``eval_every`` steps (default: the adapter's) and, with ``early_stopping``, the
+    run stops after the adapter's ``patience`` evaluations without improvement. With ``store`` the
+    run lives in the object store and the workers load the base model from there (uploaded once
+    per content hash).
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    storage_path, storage_filesystem = ray_storage(storage_dir, store)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "adapter": cfg.model_dump(mode="json"),
-            "base_dir": str(base_dir.resolve()),
+            "base_model": publish_dir(base_dir, store, "base"),
             "examples": examples,
             "steps": steps,
             "threads": ray_cfg.cpus_per_worker,
             "report_every": report_every or max(1, steps // 20),
             "stop_after": stop_after,
-            "run_dir": str(storage_dir.resolve() / run_name),
+            "run_dir": None if store else str(storage_dir.resolve() / run_name),  # None: node-local
             "eval_examples": eval_examples or [],
-            "eval_every": eval_every,
+            "eval_every": eval_every or cfg.eval_every,
+            "patience": cfg.patience if early_stopping else None,
+            "min_delta": cfg.min_delta,
         },
         torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
@@ -133,12 +108,31 @@ def make_trainer(
             resources_per_worker={"CPU": ray_cfg.cpus_per_worker},
         ),
         run_config=RunConfig(
-            storage_path=str(storage_dir.resolve()),
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             name=run_name,
             failure_config=FailureConfig(max_failures=ray_cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),  # the latest two: enough to resume
             callbacks=callbacks,
         ),
     )
+
+
+def collect_adapter(checkpoint_dir: Path, metrics: dict, out_dir: Path, curve_dir: Path | None) -> None:
+    """The adapter kept from a finished run: its best dev snapshot when it was evaluated, else the last weights.
+
+    The snapshots (one per evaluation: the learning curve) go to ``curve_dir``; the optimiser state
+    stays in the run's storage.
+    """
+    best = metrics.get("best")
+    snapshots = checkpoint_dir / SNAPSHOTS
+    source = snapshots / snapshot_name(best["step"]) if best else checkpoint_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file() and item.name != STATE_FILE:
+            shutil.copy2(item, out_dir / item.name)
+    if curve_dir is not None and snapshots.is_dir():
+        shutil.copytree(snapshots, curve_dir, dirs_exist_ok=True)
 
 
 def train_adapter(
@@ -151,25 +145,29 @@ def train_adapter(
     cluster_address: str | None = None,
     stop_after: int | None = None,
     eval_examples: list[dict] | None = None,
-    eval_every: int | None = None,
+    curve_dir: Path | None = None,
+    store: ObjectStore | None = None,
 ) -> dict:
-    """Train one LoRA adapter with Ray Train and copy it to ``out_dir``.
+    """Train one LoRA adapter with Ray Train; copy the adapter kept to ``out_dir``, its snapshots to ``curve_dir``.
 
     The run lives in ``storage_dir/<adapter>-<fingerprint>``: starting the same adapter on the same
     data again resumes from its latest checkpoint (or returns at once if it had finished).
     ``stop_after`` ends this call after that many steps (counted from the start of the run) with a
     checkpoint, so a long run can be trained in slices; the learning-rate schedule still spans
-    the planned total. With ``eval_examples`` the loss on them is measured every ``eval_every``
-    steps and at the end (``dev_loss``).
+    the planned total. With ``eval_examples`` (held-out dev questions) the dev loss is measured
+    every ``cfg.eval_every`` steps, the run stops early after ``cfg.patience`` evaluations without
+    improvement, and the adapter kept is the best dev snapshot. With ``store`` the run lives in the
+    object store (see :func:`make_trainer`); the adapter is read back from its checkpoint there.
 
     Returns:
-        Training metrics: step, final loss, tokens/s, wall time, peak memory, per-step history.
+        Training metrics: step, final loss, tokens/s, compute and wall time, peak memory, per-step
+        history, the evaluations (``evals``), the best one (``best``) and ``stopped_early``.
     """
     if not examples:
         raise ValueError(f"adapter {cfg.name!r}: no training examples")
     ensure_ray(ray_cfg, cluster_address)
     steps = plan_steps(len(examples), cfg, ray_cfg.num_workers)
-    run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir)}"
+    run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir, eval_examples or [])}"
     logger.info(
         "training %s: %d examples, %d steps on %d worker(s), run %s",
         cfg.name,
@@ -178,28 +176,40 @@ def train_adapter(
         ray_cfg.num_workers,
         run_name,
     )
-    trainer = make_trainer(
-        examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples, eval_every
-    )
     start = time.perf_counter()
-    result = trainer.fit()
+    args = (examples, base_dir, cfg, ray_cfg, storage_dir, run_name, steps, stop_after, eval_examples)
+    with follow_reports(f"train {cfg.name}", steps) as callbacks:
+        result = make_trainer(*args, callbacks=callbacks, store=store).fit()
     wall = time.perf_counter() - start
     if result.checkpoint is None:
         raise RuntimeError(f"adapter {cfg.name!r}: training finished without a checkpoint")
-    with result.checkpoint.as_directory() as ckpt:
-        shutil.copytree(ckpt, out_dir, dirs_exist_ok=True)
-    (out_dir / STATE_FILE).unlink(missing_ok=True)  # optimiser state stays in the run's storage
     metrics = dict(result.metrics)
+    with result.checkpoint.as_directory() as ckpt:
+        collect_adapter(Path(ckpt), metrics, out_dir, curve_dir)
     metrics.update(
         {
             "wall_time_s": wall,
             "examples": len(examples),
+            "examples_per_step": cfg.batch_size * cfg.grad_accum * ray_cfg.num_workers,
             "workers": ray_cfg.num_workers,
             "planned_steps": steps,
             "run_name": run_name,
+            "checkpoint_uri": _checkpoint_uri(result.checkpoint, store),
         }
     )
     logger.info(
-        "trained %s in %.0f s: loss %.3f, %.0f tokens/s", cfg.name, wall, metrics["loss"], metrics["tokens_per_s"]
+        "trained %s in %.0f s: loss %.3f, %.0f tokens/s%s",
+        cfg.name,
+        wall,
+        metrics["loss"],
+        metrics["tokens_per_s"],
+        f", kept step {metrics['best']['step']} (dev loss {metrics['best']['dev_loss']:.3f})"
+        if metrics.get("best")
+        else "",
     )
     return metrics
+
+
+def _checkpoint_uri(checkpoint, store: ObjectStore | None) -> str:
+    """Where the result checkpoint (the adapter) lives: a local path or an ``s3://`` URI."""
+    return f"s3://{checkpoint.path}" if store else checkpoint.path

@@ -1,14 +1,25 @@
-"""The Ray Train worker: LoRA on the base model, DDP across workers, checkpoints from rank 0.
+"""The Ray Train worker: LoRA on the base model, DDP across workers, dev-loss evaluations, checkpoints.
 
 The ``TorchTrainer`` (:mod:`components.training.trainer`) runs :func:`train_loop_per_worker` on each
-worker (DDP over gloo on CPU, nccl on GPU with bf16 autocast). Every ``checkpoint_every`` steps
-rank 0 reports a checkpoint holding the adapter, the optimiser and scheduler state and the step; a
-restarted worker group (``max_failures``) resumes from it through ``ray.train.get_checkpoint()``.
+worker (DDP over gloo on CPU, nccl on GPU with bf16 autocast).
+
+- Every ``eval_every`` steps the workers measure the loss on held-out dev questions (each rank its
+  share, the sums all-reduced, so every rank sees the same value), rank 0 keeps a snapshot of the
+  adapter (the learning curve), the best snapshot so far is the adapter kept, and after
+  ``patience`` evaluations without an improvement of ``min_delta`` every rank stops (early stopping).
+- Every ``checkpoint_every`` steps, at each evaluation and at the end, rank 0 reports a checkpoint:
+  the adapter, the optimiser and scheduler state, the run's state (step, tokens, compute seconds,
+  evaluations) and the snapshots. A restarted worker group (``max_failures``) or a new run of the
+  same adapter resumes from it through ``ray.train.get_checkpoint()``, so the compute seconds that
+  produced an adapter add up across restarts and resumes.
+- The base model comes as a :class:`~components.storage.StoredDir`: a local path, or a
+  folder in the object store that each node downloads once into a local cache.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,10 +28,47 @@ from components.config import AdapterConfig
 from components.training.train_step import micro_batches, plan_order
 
 STATE_FILE = "trainer_state.pt"
+SNAPSHOTS = "snapshots"  # in a checkpoint: snapshots/step-<n>/, one adapter per evaluation
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def new_state() -> dict:
+    """The run's state, carried in every checkpoint."""
+    return {
+        "step": 0,
+        "tokens": 0,
+        "train_time_s": 0.0,  # optimiser steps only
+        "compute_s": 0.0,  # the workers' whole time on this run (load, steps, evaluations), summed over sessions
+        "history": [],
+        "resumed_at": [],
+        "evals": [],  # {step, tokens, train_time_s, compute_s, dev_loss} per evaluation
+        "best": None,  # the evaluation whose snapshot is the adapter kept
+        "since_best": 0,
+        "stopped_early": False,
+    }
+
+
+def update_best(state: dict, dev_loss: float, min_delta: float) -> bool:
+    """Record an evaluation's dev loss; True when it is the new best (an improvement of more than ``min_delta``)."""
+    best = state["best"]
+    if best is None or dev_loss < best["dev_loss"] - min_delta:
+        state["best"] = dict(state["evals"][-1])
+        state["since_best"] = 0
+        return True
+    state["since_best"] += 1
+    return False
+
+
+def should_stop(state: dict, patience: int | None) -> bool:
+    """Early stopping: ``patience`` evaluations in a row without an improvement."""
+    return patience is not None and state["since_best"] >= patience
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """One Ray Train worker: LoRA on the base model, DDP across workers, checkpoints from rank 0."""
+    """One Ray Train worker: LoRA on the base model, DDP, dev-loss evaluations, checkpoints from rank 0."""
     import ray.train
     import ray.train.torch
     import torch
@@ -31,6 +79,7 @@ def train_loop_per_worker(config: dict) -> None:
     import components
     from components.training.train_step import add_lora, held_out_loss, make_optimizer, peak_memory_mb, train_step
 
+    session_start = time.perf_counter()
     cfg = AdapterConfig(**config["adapter"])
     torch.set_num_threads(config["threads"])
     torch.manual_seed(cfg.seed)
@@ -38,22 +87,25 @@ def train_loop_per_worker(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     bf16 = device.type == "cuda"
-    _record_pid(Path(config["run_dir"]) / "workers", rank)
+    run_dir = config["run_dir"] or Path(tempfile.gettempdir()) / "ragtune-runs" / ctx.get_experiment_name()
+    _record_pid(Path(run_dir) / "workers", rank)
 
-    model = add_lora(
-        AutoModelForCausalLM.from_pretrained(config["base_dir"]), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules
-    )
+    base_dir = config["base_model"].local()
+    model = add_lora(AutoModelForCausalLM.from_pretrained(base_dir), cfg.r, cfg.alpha, cfg.dropout, cfg.target_modules)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     steps = config["steps"]
-    state = {"step": 0, "tokens": 0, "train_time_s": 0.0, "history": [], "resumed_at": []}
+    state, saved = new_state(), None
+    snapshots = Path(tempfile.mkdtemp(prefix="ragtune-snapshots-"))
     checkpoint = ray.train.get_checkpoint()
-    saved = None
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             set_peft_model_state_dict(model, load_file(str(Path(d) / "adapter_model.safetensors")))
             saved = torch.load(Path(d) / STATE_FILE, weights_only=False)
-        state = saved["state"]
+            if (Path(d) / SNAPSHOTS).is_dir():
+                shutil.copytree(Path(d) / SNAPSHOTS, snapshots, dirs_exist_ok=True)
+        state = {**new_state(), **saved["state"]}
         state["resumed_at"] = [*state["resumed_at"], state["step"]]
+    compute_before = state["compute_s"]
     ddp_model = ray.train.torch.prepare_model(model)
     optimizer, scheduler = make_optimizer(ddp_model, cfg.learning_rate, steps)
     if saved is not None:
@@ -76,35 +128,44 @@ def train_loop_per_worker(config: dict) -> None:
             total, count = float(sums[0]), int(sums[1])
         return total / max(count, 1)
 
-    def report(final: bool) -> None:
+    def report(final: bool, checkpoint_due: bool) -> None:
+        state["compute_s"] = compute_before + time.perf_counter() - session_start
         metrics = {
             "step": state["step"],
             "loss": state["history"][-1]["loss"] if state["history"] else float("nan"),
             "tokens_per_s": state["tokens"] / max(state["train_time_s"], 1e-9),
             "train_time_s": state["train_time_s"],
+            "compute_s": state["compute_s"],
             "trainable_params": trainable,
             "peak_memory_mb": peak_memory_mb(device),
             "restarts": len(state["resumed_at"]),
         }
-        if "dev_loss" in state:
-            metrics["dev_loss"] = state["dev_loss"]
-        due = final or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0)
+        if state["evals"]:
+            metrics["dev_loss"] = state["evals"][-1]["dev_loss"]
         if final:
             metrics.update(
-                history=state["history"], resumed_at=state["resumed_at"], components_file=components.__file__
+                history=state["history"],
+                resumed_at=state["resumed_at"],
+                evals=state["evals"],
+                best=state["best"],
+                stopped_early=state["stopped_early"],
+                components_file=components.__file__,
             )
-        if due and rank == 0:
+        if (final or checkpoint_due) and rank == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(tmp)
                 torch.save(
                     {"state": state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                     Path(tmp) / STATE_FILE,
                 )
+                shutil.copytree(snapshots, Path(tmp) / SNAPSHOTS)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)
 
     for step in range(state["step"] + 1, steps + 1):
+        if state["stopped_early"]:
+            break
         start = time.perf_counter()
         micro = list(micro_batches(config["examples"], order[step - 1], cfg.grad_accum))
         loss, tokens = train_step(ddp_model, optimizer, scheduler, micro, device, bf16=bf16)
@@ -116,15 +177,24 @@ def train_loop_per_worker(config: dict) -> None:
         )
         eval_due = bool(eval_examples and eval_every) and (step % eval_every == 0 or step == steps)
         if eval_due:
-            state["dev_loss"] = evaluate()
-            state["history"][-1]["dev_loss"] = state["dev_loss"]
-        checkpoint_due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
-        if step == steps or step % report_every == 0 or checkpoint_due or eval_due or step == config["stop_after"]:
-            report(final=step == steps or step == config["stop_after"])
-        if step == config["stop_after"]:
+            dev_loss = evaluate()
+            state["history"][-1]["dev_loss"] = dev_loss
+            state["compute_s"] = compute_before + time.perf_counter() - session_start
+            state["evals"].append(
+                {k: state[k] for k in ("step", "tokens", "train_time_s", "compute_s")} | {"dev_loss": dev_loss}
+            )
+            update_best(state, dev_loss, config.get("min_delta", 0.0))
+            if rank == 0:
+                model.save_pretrained(snapshots / snapshot_name(step))
+            state["stopped_early"] = should_stop(state, config.get("patience"))
+        checkpoint_due = eval_due or (bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0)
+        last = step == steps or state["stopped_early"] or step == config["stop_after"]
+        if last or step % report_every == 0 or checkpoint_due:
+            report(final=last, checkpoint_due=checkpoint_due)
+        if step == config["stop_after"] and not state["stopped_early"]:
             return  # a time slice: the run resumes from this checkpoint when started again
-    if saved is not None and saved["state"]["step"] >= steps:
-        report(final=True)  # a finished run started again: hand back its final checkpoint
+    if saved is not None and (saved["state"]["step"] >= steps or saved["state"].get("stopped_early")):
+        report(final=True, checkpoint_due=True)  # a finished run started again: hand back its final checkpoint
 
 
 def _record_pid(folder: Path, rank: int) -> None:

@@ -65,8 +65,7 @@ def country_document(country, subdivisions: list) -> dict:
         listed = sorted(top, key=lambda s: s.code)[:MAX_SUBDIVISIONS_LISTED]
         examples = ", ".join(f"{s.name} ({s.code})" for s in listed)
         paragraphs.append(
-            f"Under ISO 3166-2, {name} has {len(top)} first-level subdivisions: {kinds}. "
-            f"Among them are {examples}."
+            f"Under ISO 3166-2, {name} has {len(top)} first-level subdivisions: {kinds}. Among them are {examples}."
         )
     else:
         paragraphs.append(f"ISO 3166-2 lists no subdivisions for {name}.")
@@ -94,23 +93,37 @@ def country_questions(country, subdivisions: list) -> list[dict]:
     name = _country_name(country)
     doc = f"country/{country.alpha_2}"
     facts = [
-        ("alpha3", [country.alpha_3], [
-            f"What is the ISO 3166-1 alpha-3 code of {name}?",
-            f"Which three-letter ISO 3166-1 code is assigned to {name}?",
-        ]),
-        ("numeric", _numeric_answers(country.numeric), [
-            f"What is the ISO 3166-1 numeric code of {name}?",
-            f"Which three-digit numeric code does ISO 3166-1 give {name}?",
-        ]),
+        (
+            "alpha3",
+            [country.alpha_3],
+            [
+                f"What is the ISO 3166-1 alpha-3 code of {name}?",
+                f"Which three-letter ISO 3166-1 code is assigned to {name}?",
+            ],
+        ),
+        (
+            "numeric",
+            _numeric_answers(country.numeric),
+            [
+                f"What is the ISO 3166-1 numeric code of {name}?",
+                f"Which three-digit numeric code does ISO 3166-1 give {name}?",
+            ],
+        ),
     ]
     official = getattr(country, "official_name", None)
     if official and official != name:
         facts.append(("official", [official], [f"What is the official name of {name}?"]))
     top = sorted((s for s in subdivisions if getattr(s, "parent_code", None) is None), key=lambda s: s.code)
     for sub in top[:MAX_SUBDIVISIONS_LISTED][:1]:
-        facts.append((f"sub-{sub.code}", [sub.code], [
-            f"What is the ISO 3166-2 code of {sub.name}, a {sub.type.lower()} of {name}?",
-        ]))
+        facts.append(
+            (
+                f"sub-{sub.code}",
+                [sub.code],
+                [
+                    f"What is the ISO 3166-2 code of {sub.name}, a {sub.type.lower()} of {name}?",
+                ],
+            )
+        )
     return [
         {"group": f"{doc}#{fact}", "question": q, "answers": answers, "doc_ids": [doc]}
         for fact, answers, questions in facts
@@ -121,13 +134,21 @@ def country_questions(country, subdivisions: list) -> list[dict]:
 def currency_questions(currency) -> list[dict]:
     doc = f"currency/{currency.alpha_3}"
     facts = [
-        ("alpha3", [currency.alpha_3], [
-            f"What is the ISO 4217 code of the {currency.name}?",
-            f"Which three-letter ISO 4217 code does the {currency.name} have?",
-        ]),
-        ("numeric", _numeric_answers(currency.numeric), [
-            f"What is the ISO 4217 numeric code of the {currency.name}?",
-        ]),
+        (
+            "alpha3",
+            [currency.alpha_3],
+            [
+                f"What is the ISO 4217 code of the {currency.name}?",
+                f"Which three-letter ISO 4217 code does the {currency.name} have?",
+            ],
+        ),
+        (
+            "numeric",
+            _numeric_answers(currency.numeric),
+            [
+                f"What is the ISO 4217 numeric code of the {currency.name}?",
+            ],
+        ),
     ]
     return [
         {"group": f"{doc}#{fact}", "question": q, "answers": answers, "doc_ids": [doc]}

@@ -44,7 +44,7 @@ def sweep() -> None:
         message = "params/finetune.yaml has `sweep: null`; give it a section to run a sweep (docs/finetuning.md)"
         raise fail(message, EXIT_CONFIG)
     catalog = Catalog(here, p.data.paths)
-    tracking.setup(here, p.evaluation.experiment)
+    tracking.setup_ops(here, p.evaluation.experiment)
     tags = tracking.provenance_tags(here, data_version(here, p.data.paths.raw))
     with exits_on(ValueError, hint=" (params/data.yaml split.dev)"):
         typer.echo(run_sweep(p, catalog, tags))
@@ -55,12 +55,12 @@ def drill() -> None:
     """Knowledge-update drill: hold documents back, add them as new data, time and score each mix absorbing them."""
     from components import tracking
     from components.catalog import Catalog
-    from components.evaluation.drill import drill_report
+    from components.evaluation.drill_run import drill_report
 
     p, here = params(), root()
     catalog = Catalog(here, p.data.paths)
     markdown, metrics, files = drill_report(p, catalog)
-    tracking.setup(here, p.evaluation.experiment)
+    tracking.setup_ops(here, p.evaluation.experiment)
     run_id = tracking.start_parent(
         f"drill-{time.strftime('%Y%m%d-%H%M%S')}",
         {"drill": p.evaluation.drill.model_dump()},

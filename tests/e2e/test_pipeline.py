@@ -11,12 +11,13 @@ import subprocess
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
 from tests.tiny_project import build_tiny_project, edit_yaml, project_env, ragtune_cmd, sh
 
-IN_GRID = ("vector-minilm-k3", "hybrid-rrf-k3")  # the tiny project's evaluation.grid_retrievers
+IN_GRID = ("hybrid-rrf-k3",)  # the tiny project's evaluation.grid.retrievers (pinned)
 
 
 EXTRA_STAGE = {  # a stage a team adds to dvc.yaml: `ragtune run` must run it with no other change
@@ -29,7 +30,9 @@ EXTRA_STAGE = {  # a stage a team adds to dvc.yaml: `ragtune run` must run it wi
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, base_model_dir) -> Path:
     """A throw-away ragtune project: the repo's code and params, a tiny raw folder, git and DVC, one extra stage."""
-    root = build_tiny_project(tmp_path_factory.mktemp("project"), base_model_dir, grid_retrievers=IN_GRID)
+    root = build_tiny_project(
+        tmp_path_factory.mktemp("project"), base_model_dir, grid_retrievers=IN_GRID, few_shot_models=("base",)
+    )
     edit_yaml(root / "dvc.yaml", lambda d: d["stages"].update(extra=EXTRA_STAGE))
     return root
 
@@ -54,9 +57,8 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
         "stages run: ingest, model, index, retrieval_eval, finetune, evaluate, select, register, extra" in first.stdout
     )
     # the added stage ran after the one it depends on, and wrote what it was asked to
-    assert (project / "extra.txt").read_text().strip() == json.loads((project / "data/metrics/best.json").read_text())[
-        "best"
-    ]["cell"]
+    best = json.loads((project / "data/metrics/best.json").read_text())
+    assert (project / "extra.txt").read_text().strip() == best["best"]["cell"]
 
     runs = _runs(project)
     parents = runs[runs["tags.ragtune.kind"] == "pipeline"]
@@ -65,14 +67,23 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     parent_id = parents.iloc[0]["run_id"]
     assert set(cells["tags.mlflow.parentRunId"]) == {parent_id}
     retrievers = ["vector-minilm-k3", "fulltext-k3", "hybrid-rrf-k3"]
-    assert sorted(cells["tags.ragtune.cell"]) == sorted(
-        f"{model}+{retriever}" for model in ("base", "lora-r8-qv", "raft-r8-qv") for retriever in ["none", *IN_GRID]
-    )
+    dev = cells[cells["tags.ragtune.split"] == "dev"]
+    grid = [f"{m}+{r}" for m in ("base", "lora-r8-qv", "raft-r8-qv") for r in ["none", *IN_GRID]]
+    assert sorted(dev["tags.ragtune.cell"]) == sorted(grid + [f"base+{r}+3shot" for r in ["none", *IN_GRID]])
+    # dev chose, test confirmed: only the cells dev left standing answered the test questions, once
+    test = cells[cells["tags.ragtune.split"] == "test"]
+    assert 1 <= len(test) <= len(dev) and set(test["tags.ragtune.cell"]) <= set(dev["tags.ragtune.cell"])
+    assert best["split"] == "dev" and best["recommended"]["cell"] in set(test["tags.ragtune.cell"])
+    assert best["confirmation"]["outcome"] in {"confirmed", "not confirmed", "inconclusive"}
+    qa = pd.read_parquet(project / "data/processed/qa.parquet")
+    sizes = qa["split"].value_counts().to_dict()
     for _, cell in cells.iterrows():
         assert cell["params.base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
         assert cell["params.prompt_template"]
         assert 0.0 <= cell["metrics.exact_match"] <= cell["metrics.f1"] <= 1.0
-        assert cell["metrics.questions"] == 4
+        assert 0.0 <= cell["metrics.answer_contained"] <= 1.0 and cell["metrics.answer_tokens"] >= 0
+        split = cell["tags.ragtune.split"]
+        assert cell["metrics.questions"] == min(4, sizes[split]) and cell["params.split"] == split
         rag = cell["params.retriever"] != "none"
         assert cell["params.top_k"] == ("3" if rag else "0")
         assert (cell["metrics.recall_at_k"] >= 0.0) if rag else pd_isna(cell.get("metrics.recall_at_k"))
@@ -81,6 +92,11 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     training = runs[runs["tags.ragtune.kind"] == "training"]  # one run per adapter, per-step loss logged
     assert sorted(training["tags.mlflow.runName"]) == ["lora-r8-qv", "raft-r8-qv"]
     assert (training["metrics.step"] == 2).all() and (training["metrics.peak_memory_mb"] > 0).all()
+    assert training["metrics.dev_loss"].notna().all()  # measured on held-out dev questions
+    curves = json.loads((project / "data/eval/curves.json").read_text())  # each snapshot scored on dev
+    assert sorted(curves) == ["lora-r8-qv", "raft-r8-qv"] and all(
+        [p["step"] for p in c] == [1, 2] for c in curves.values()
+    )
     # retrieval on this tiny corpus finds the gold country document
     rag_cells = cells[cells["params.retriever"] != "none"]
     assert (rag_cells["metrics.recall_at_k"] >= 0.75).all()
@@ -100,11 +116,18 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     assert set(runs["tags.ragtune.git_commit"].dropna()) <= {commit, f"{commit}-dirty"}
 
     board = (project / "reports" / "leaderboard.md").read_text()
-    assert board.count("| lora-r8-qv+") == 3 and board.count("| raft-r8-qv+") == 3 and board.count("| base+") == 3
-    # every retriever, in the grid or not, is on the leaderboard's retrieval table
+    dev_table = board.split("## Dev: every cell")[1].split("## Recommendation")[0]
+    assert (
+        dev_table.count("| lora-r8-qv+") == 2
+        and dev_table.count("| raft-r8-qv+") == 2
+        and dev_table.count("| base+") == 4
+    )
+    assert "## Test: the cells dev left standing (the split that confirms)" in board
+    assert "## Fine-tuning budgets and learning curves (dev)" in board
+    # every retriever, in the grid or not, is on the report's retrieval tables
     assert all(f"| {name} |" in board for name in retrievers)
-    best_cell = parents.iloc[0]["tags.ragtune.best_cell"]
-    assert f"Best: **{best_cell}**" in board and board in first.stdout
+    recommended = parents.iloc[0]["tags.ragtune.recommended_cell"]
+    assert f"Recommended: **{recommended}**" in board and board in first.stdout
 
     # the winning cell is the champion of the registry, and every adapter is a model version
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns.db'}")
@@ -112,6 +135,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
         client = mlflow.MlflowClient()
         champion = client.get_model_version_by_alias("ragtune-qa", "champion")
         assert str(champion.version) == "1"
+        assert champion.tags["ragtune.cell"] == best["recommended"]["cell"]  # the champion is the recommendation
         for adapter in ("lora-r8-qv", "raft-r8-qv"):
             assert client.search_model_versions(f"name = 'ragtune-adapter-{adapter}'")
     finally:

@@ -266,3 +266,31 @@ def test_add_killed_before_dvc_recorded_it_is_undone_by_recover(tmp_path, projec
     assert result.exit_code == 0 and "the update was never recorded" in result.output, result.output
     assert _snapshot(project / "data" / "raw") == recorded and _leftovers(project) == []
     assert "nothing to recover" in runner.invoke(app, ["data", "recover"]).output
+
+
+def test_add_waits_for_a_running_pipeline_then_updates_raw(tmp_path, project, recorded):
+    """A pipeline run reads data/raw: `data add` says it waits, touches nothing while the run holds
+    the repository's lock, and adds once the run is over."""
+    import time
+
+    from flows.runguard import pipeline_lock
+
+    docs, qa = _inputs(tmp_path / "in2", NEW_DOCS, NEW_QA)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with pipeline_lock(project, 0, print, name="a running pipeline"):
+        add = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "data", "add", "--docs", str(docs), "--qa", str(qa)],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(15)  # far longer than an add of one document takes (about 5 s)
+        assert add.poll() is None, add.communicate()
+        assert _snapshot(project / "data" / "raw") == recorded and _leftovers(project) == []
+    out, err = add.communicate(timeout=120)
+    assert add.returncode == 0, out + err
+    assert "waiting" in err and "a running pipeline" in err, err
+    assert (project / "data" / "raw" / "docs" / "extra" / "new.md").is_file()
+    assert "docs added: 1 (extra/new)" in out

@@ -9,22 +9,32 @@ from typer.testing import CliRunner
 
 from components import tracking
 from components.catalog import artifacts
-from components.catalog.artifacts import AdapterTraining, CellRecord, CellsFile, FinetuneFile, IndexFile, RetrievalFile
+from components.catalog.artifacts import (
+    AdapterTraining,
+    CellRecord,
+    CellsFile,
+    CurvesFile,
+    FinetuneFile,
+    IndexFile,
+    RetrievalFile,
+)
 from flows.cli import app
 from tests.conftest import REPO
 
 PNG = b"\x89PNG\r\n\x1a\n"
-SCORES = {  # per-question f1 of 12 questions: base+vec clearly best
-    "base+none": [0.0] * 12,
-    "base+vec": [1.0] * 10 + [0.0] * 2,
-    "lora+none": [1.0, 1.0, 0.0, 0.0] * 3,
-    "lora+vec": [1.0] * 6 + [0.0] * 6,
+SCORES = {  # per-question f1 of 12 dev questions: base+vec clearly best; on test it stays ahead
+    ("base+none", "dev"): [0.0] * 12,
+    ("base+vec", "dev"): [1.0] * 10 + [0.0] * 2,
+    ("lora+none", "dev"): [1.0, 1.0, 0.0, 0.0] * 3,
+    ("lora+vec", "dev"): [1.0] * 6 + [0.0] * 6,
+    ("base+vec", "test"): [1.0] * 9 + [0.0] * 3,
 }
 
 
 def _training(**values) -> AdapterTraining:
     fields = dict(step=10, planned_steps=10, loss=1.0, tokens_per_s=100.0, train_time_s=60.0, trainable_params=1000)
     fields.update(peak_memory_mb=900.0, restarts=0, resumed_at=[], examples=40, run_name="lora-x", mlflow_run_id="r")
+    fields.update(compute_s=70.0, wall_time_s=90.0, evals=[], best=None, stopped_early=False, examples_per_step=8)
     return AdapterTraining(**{**fields, **values})
 
 
@@ -37,11 +47,10 @@ def project(tmp_path, monkeypatch):
     tracking.setup(tmp_path, "ragtune")
     parent = tracking.start_parent("pipeline-test", {"evaluation": {"main_metric": "f1"}}, {})
     cells, rows = [], []
-    for name, scores in SCORES.items():
+    for (name, split), scores in SCORES.items():
         model, retriever = name.split("+")
-        frame = pd.DataFrame(
-            {"qa_id": [f"q{i:02d}" for i in range(12)], "question": [f"question {i}" for i in range(12)], "f1": scores}
-        )
+        qa_ids = [f"{split}{i:02d}" for i in range(12)]
+        frame = pd.DataFrame({"qa_id": qa_ids, "question": [f"question {i}" for i in range(12)], "f1": scores})
         metrics = {
             "f1": float(frame["f1"].mean()),
             "exact_match": float(frame["f1"].mean()),
@@ -51,15 +60,30 @@ def project(tmp_path, monkeypatch):
             "completion_tokens_mean": 5.0,
             "questions": 12,
         }
-        run_id = tracking.log_cell(parent, name, {"model": model, "retriever": retriever}, metrics, frame, {})
-        cells.append(CellRecord(cell=name, model=model, retriever=retriever, run_id=run_id, metrics=metrics))
-        rows.append(frame.assign(cell=name))
+        run_params = {"model": model, "retriever": retriever}
+        run_id = tracking.log_cell(parent, name, run_params, metrics, frame, {"ragtune.split": split})
+        record = dict(cell=name, model=model, retriever=retriever, shots=0, split=split, run_id=run_id, metrics=metrics)
+        cells.append(CellRecord(**record))
+        rows.append(frame.assign(cell=name, split=split, hit_cap=False))
     (tmp_path / "data" / "eval").mkdir(parents=True)
     pd.concat(rows).to_parquet(tmp_path / "data" / "eval" / "predictions.parquet")
-    grid = CellsFile(parent_run_id=parent, experiment_id="0", split="dev", questions=12, cells=cells)
+    grid = CellsFile(
+        parent_run_id=parent,
+        experiment_id="0",
+        questions={"dev": 12, "test": 12},
+        max_new_tokens=8,
+        few_shot_examples=[],
+        standing=["base+vec"],
+        cells=cells,
+    )
     artifacts.write(grid, tmp_path / "data" / "eval" / "cells.json")
+    curve = [{"step": 5, "tokens": 100, "f1": 0.2}, {"step": 10, "tokens": 200, "f1": 0.4}]
+    artifacts.write(CurvesFile({"lora": curve}), tmp_path / "data" / "eval" / "curves.json")
+    qa = pd.DataFrame({"qa_id": [f"{s}{i:02d}" for s in ("dev", "test") for i in range(12)]})
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    qa.assign(leakage_group=qa["qa_id"]).to_parquet(tmp_path / "data" / "processed" / "qa.parquet")
     metrics = tmp_path / "data" / "metrics"
-    artifacts.write(FinetuneFile({"lora": _training(wall_time_s=3600, workers=2)}), metrics / "finetune.json")
+    artifacts.write(FinetuneFile({"lora": _training(compute_s=3600, workers=2)}), metrics / "finetune.json")
     artifacts.write(IndexFile({}), metrics / "index.json")  # index build time: none recorded, counted as 0
     artifacts.write(RetrievalFile(parent_run_id=parent, retrievers={}), metrics / "retrieval.json")
     yield tmp_path, parent
@@ -72,8 +96,10 @@ def test_select_writes_the_report_and_compare_reads_it_back(project):
     assert result.exit_code == 0, result.output
     reports = root / "reports"
     board = (reports / "leaderboard.md").read_text()
-    assert "Best: **base+vec**" in board and "Recommended: **base+vec**" in board
-    assert board.count("| base+") == 2 and board.count("| lora+") == 2
+    assert "Recommended: **base+vec**" in board and "Test confirms the dev recommendation" in board
+    dev = board.split("## Dev: every cell")[1].split("## Recommendation")[0]
+    assert dev.count("| base+") == 2 and dev.count("| lora+") == 2
+    assert "still improving at the end of its budget" in board  # the lora curve climbs 0.2 -> 0.4 to its last step
     assert "| rag_only | 4 |" in board and "| finetune_only | 0 |" in board
     page = (reports / "report.html").read_text()
     assert "<table" in page and "base+vec" in page and "Recommendation" in page

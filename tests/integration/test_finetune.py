@@ -66,7 +66,7 @@ def test_corpus_windows_cover_each_document(tokenizer, params):
         PARAMS.finetune.adapters[0],
         name="t",
         max_length=16,
-        data=[CorpusSource(source="corpus", weight=1.0, augment=[])],
+        data=[CorpusSource(source="corpus", weight=1.0, augment={})],
     )
     inputs = TrainingInputs(documents=pd.DataFrame({"text": ["word " * 40, "short"]}), qa=pd.DataFrame())
     examples = build_examples(inputs, tokenizer, cfg, params.evaluation.prompts)
@@ -98,7 +98,7 @@ def test_sources_use_train_questions_only(tokenizer, params):
         name="t",
         max_length=256,
         data=[
-            CorpusSource(source="corpus", weight=1.0, augment=["qa_text", "statement"]),
+            CorpusSource(source="corpus", weight=1.0, augment={"qa_text": 1.0, "statement": 1.0}),
             QASource(source="qa", weight=1.0),
             RaftSource(source="raft", weight=1.0, retriever="r", p_gold=1.0, distractors="other_docs"),
         ],

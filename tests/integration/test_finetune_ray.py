@@ -59,6 +59,8 @@ def test_a_stopped_run_resumes_to_the_planned_total(tiny, base_model_dir, tmp_pa
     assert (tmp_path / "a2" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "a2" / "trainer_state.pt").exists()
     assert second["components_file"].startswith(str(REPO))  # workers import this checkout's components
+    # the compute that produced the adapter adds up over both calls (a resume alone would look cheap)
+    assert second["compute_s"] > first["compute_s"] > 0 and second["compute_s"] > second["wall_time_s"] * 0.1
 
 
 def _train_worker(storage: Path) -> int | None:
@@ -95,3 +97,29 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tiny, base_model_dir, 
     assert result["restarts"] == 1 and 0 < result["resumed_at"][0] < planned
     assert result["resumed_at"][0] % 3 == 0  # resumed from a checkpoint step
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_early_stopping_keeps_the_best_dev_snapshot_and_the_learning_curve(tiny, base_model_dir, tmp_path, ray_session):
+    examples, cfg = tiny
+    dev = examples[:4]  # held-out examples: a learning rate this high makes their loss climb after the first steps
+    cfg = cfg.model_copy(
+        update={"learning_rate": 0.5, "eval_every": 2, "patience": 1, "min_delta": 0.0, "checkpoint_every": None}
+    )
+    ray_cfg = like(PARAMS.finetune.ray, num_workers=1, max_failures=0)
+    result = train_adapter(
+        examples,
+        base_model_dir,
+        cfg,
+        ray_cfg,
+        tmp_path / "a",
+        tmp_path / "ray",
+        eval_examples=dev,
+        curve_dir=tmp_path / "curve",
+    )
+    losses = [e["dev_loss"] for e in result["evals"]]
+    assert result["stopped_early"] and result["step"] < plan_steps(len(examples), cfg, 1), losses
+    assert result["best"]["dev_loss"] == min(losses) and losses[-1] > min(losses)
+    snapshots = sorted(p.name for p in (tmp_path / "curve").iterdir())
+    assert snapshots == [f"step-{e['step']:06d}" for e in result["evals"]]
+    best = tmp_path / "curve" / f"step-{result['best']['step']:06d}" / "adapter_model.safetensors"
+    assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == best.read_bytes()  # the best, not the last

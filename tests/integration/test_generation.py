@@ -1,8 +1,8 @@
 import pytest
 
-from components.config import GenerationConfig
 from components.llm.generation import chat_prompt, clean_answer, generate, user_message
 from components.llm.models import load_model, load_tokenizer
+from tests.conftest import PARAMS, like
 
 
 def test_user_message_numbers_the_contexts(params):
@@ -26,8 +26,15 @@ def test_greedy_generation_is_batch_invariant_and_answers(base_model_dir, params
         chat_prompt(tokenizer, params.evaluation.prompts.system, user_message(params.evaluation.prompts, q, None))
         for q in questions
     ]
-    out = generate(model, tokenizer, prompts, GenerationConfig(max_new_tokens=12, batch_size=batch_size))
+    out = generate(
+        model,
+        tokenizer,
+        prompts,
+        like(PARAMS.evaluation.generation, max_new_tokens=12, min_new_tokens=4, batch_size=batch_size),
+    )
     assert "Paris" in out[0].answer
     assert all(g.completion_tokens > 0 and g.prompt_tokens > 10 for g in out)
-    reference = generate(model, tokenizer, prompts, GenerationConfig(max_new_tokens=12, batch_size=1))
+    reference = generate(
+        model, tokenizer, prompts, like(PARAMS.evaluation.generation, max_new_tokens=12, min_new_tokens=4, batch_size=1)
+    )
     assert [g.answer for g in out] == [g.answer for g in reference]

@@ -47,7 +47,7 @@ def test_second_evaluation_of_an_unchanged_cell_generates_nothing(tmp_path, para
         }
     )
     model, tokenizer = load_model(base_model_dir), load_tokenizer(base_model_dir)
-    metrics = {"qa_match": load_metric("qa_match")}
+    metrics = {"qa_match": load_metric("qa_match").compute}
     scope = {"model": "base", "generation": cfg.generation.model_dump()}
     first_cache, second_cache = PredictionCache(tmp_path, scope), PredictionCache(tmp_path, scope)
     first = answer_cell(model, tokenizer, questions, None, cfg.prompts, cfg.generation, metrics, cache=first_cache)

@@ -21,11 +21,10 @@ import pandas as pd
 import pytest
 
 from components import tracking
-from components.config import GenerationConfig
 from components.io import dir_hash
 from components.serving.bundle import make_bundle
 from components.serving.register import register_adapter, register_bundle
-from tests.conftest import demo_slice
+from tests.conftest import demo_slice, like
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +54,7 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     name = table_name(retriever.chunker, retriever.embedder)
     report = sync_table(db, name, chunks, embedder, params.retrieval.index, fts=False)
     # short answers keep the test quick on 2 shared cores
-    generation = GenerationConfig(max_new_tokens=8, batch_size=4)
+    generation = like(params.evaluation.generation, max_new_tokens=8, min_new_tokens=4, batch_size=4)
     base_hash = dir_hash(base_model_dir)
     bundle = make_bundle(
         "base",
@@ -210,9 +209,8 @@ def test_register_command_registers_the_adapters_and_the_chosen_cell_once(
     from typer.testing import CliRunner
 
     from components.catalog import artifacts
-    from components.catalog.artifacts import BestFile, Choice
     from flows.cli import app
-    from tests.conftest import REPO
+    from tests.conftest import REPO, best_file, choice
 
     shutil.copytree(REPO / "params", tmp_path / "params")
     shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
@@ -236,27 +234,10 @@ def test_register_command_registers_the_adapters_and_the_chosen_cell_once(
         pd.DataFrame({"qa_id": ["q"]}),
         {},
     )
-    cell = "base+vector-minilm-k3"
-    choice = Choice(
-        cell=cell,
-        model="base",
-        retriever="vector-minilm-k3",
-        run_id=run_id,
-        mean=0.5,
-        ci_low=0.4,
-        ci_high=0.6,
-        cost_per_1k_amortised=0.01,
-    )
-    best = BestFile(
-        main_metric="f1",
-        split="dev",
-        questions=1,
-        parent_run_id=parent,
-        best=choice,
-        recommended=choice,
-        tied=[cell],
-        few_questions=True,
-    )
+    # a tie: the best cell by mean is dearer; the cheaper equivalent one is recommended, and served
+    recommended = choice("base+vector-minilm-k3", run_id=run_id, mean=0.5)
+    dearer = choice("lora-r8-qv+vector-minilm-k3", run_id="elsewhere", mean=0.52, cost_per_1k_amortised=0.5)
+    best = best_file(recommended, dearer, parent_run_id=parent, tied=[dearer.cell, recommended.cell])
     artifacts.write(best, tmp_path / "data" / "metrics" / "best.json")
 
     outputs = []
@@ -273,7 +254,8 @@ def test_register_command_registers_the_adapters_and_the_chosen_cell_once(
     assert tracking.run_params(first["run_id"])["index_version"] == table_version
     import mlflow
 
-    assert str(mlflow.MlflowClient().get_model_version_by_alias("ragtune-qa", "champion").version) == "1"
+    served = mlflow.MlflowClient().get_model_version_by_alias("ragtune-qa", "champion")
+    assert str(served.version) == "1" and served.tags["ragtune.cell"] == "base+vector-minilm-k3"  # the recommendation
 
 
 def mlflow_versions(name: str) -> list:

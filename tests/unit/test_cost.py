@@ -9,7 +9,7 @@ CFG = CostConfig(cpu_hour=3.6, per_1k_tokens=0.5, query_volume=1000)
 
 
 def test_fixed_seconds_is_training_times_workers_plus_index_build():
-    assert fixed_seconds({"wall_time_s": 100.0, "workers": 2}, 30.0) == 230.0
+    assert fixed_seconds({"compute_s": 100.0, "wall_time_s": 5.0, "workers": 2}, 30.0) == 230.0  # not a resume's wall
     assert fixed_seconds(None, None) == 0.0
 
 

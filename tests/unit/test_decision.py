@@ -5,9 +5,9 @@ from components.decision.complementarity import complementarity
 from components.decision.table import break_even_table, decision_table, recommend
 from tests.conftest import PARAMS, like
 
-STATS = like(PARAMS.evaluation.statistics, resamples=300, seed=0)
+STATS = like(PARAMS.evaluation.statistics, resamples=300, seed=0, margin=0.05, min_groups=10)
 COST = CostConfig(cpu_hour=3.6, per_1k_tokens=0.0, query_volume=1000)
-TRAIN = {"lora": {"wall_time_s": 500.0, "workers": 2}}
+TRAIN = {"lora": {"compute_s": 500.0, "workers": 2}}
 
 
 def _grid(f1: dict[str, list[float]], latency: dict[str, float]):
@@ -19,6 +19,7 @@ def _grid(f1: dict[str, list[float]], latency: dict[str, float]):
                 "cell": name,
                 "model": model,
                 "retriever": retriever,
+                "shots": 0,
                 "f1": sum(scores) / len(scores),
                 "latency_p50_s": latency[name],
                 "prompt_tokens_mean": 10.0,
@@ -29,9 +30,9 @@ def _grid(f1: dict[str, list[float]], latency: dict[str, float]):
     return cells, pd.DataFrame(rows)
 
 
-def _decide(cells, rows):
-    table = decision_table(cells, rows, "f1", STATS, COST, TRAIN, {"vec": 100.0})
-    return table, recommend(table, "f1", STATS, COST)
+def _decide(cells, rows, groups=None):
+    table = decision_table(cells, rows, "f1", STATS, COST, TRAIN, {"vec": 100.0}, groups)
+    return table, recommend(table, "f1", STATS, COST, groups=rows["qa_id"].nunique())
 
 
 def test_clear_winner_is_recommended_with_its_interval_and_cost():
@@ -42,10 +43,10 @@ def test_clear_winner_is_recommended_with_its_interval_and_cost():
     assert table.loc[0, "cost_per_1k_amortised"] == 2.0 + 0.1
     assert rec["cell"] == "base+vec" and rec["tied"] == ["base+vec"]
     assert "Recommended: **base+vec**, f1 1.000 (95% CI 1.000-1.000)" in rec["text"]
-    assert "excludes zero" in rec["text"]
+    assert "It has the best f1." in rec["text"] and "Clearly worse: base+none." in rec["text"]
 
 
-def test_tie_goes_to_the_cheaper_mix_with_break_even():
+def test_an_equivalent_cheaper_mix_wins_with_break_even():
     same = [0.0, 1.0] * 10
     cells, rows = _grid({"base+vec": same, "lora+none": same}, {"base+vec": 2.0, "lora+none": 1.0})
     table, rec = _decide(cells, rows)
@@ -53,7 +54,7 @@ def test_tie_goes_to_the_cheaper_mix_with_break_even():
     costs = dict(zip(table["cell"], table["cost_per_1k_amortised"], strict=True))
     assert costs["lora+none"] < costs["base+vec"]
     assert rec["cell"] == "lora+none" and set(rec["tied"]) == {"base+vec", "lora+none"}
-    assert "contains zero" in rec["text"] or "tie with it" in rec["text"]
+    assert "is not better by more than the margin 0.05" in rec["text"]
     pairs = break_even_table(table)
     # lora+none pays $1 fixed vs $0.1 and saves $0.001 per query: 900 queries
     assert pairs.iloc[0].to_dict() == {
@@ -79,15 +80,15 @@ def test_complementarity_is_empty_without_both_arms():
     assert complementarity(rows, cells, "f1", 0.5).empty
 
 
-def test_few_questions_add_a_caution_but_keep_the_rule():
+def test_few_question_groups_add_a_caution_but_keep_the_rule():
     same = [0.0, 1.0] * 5  # 10 questions
     cells, rows = _grid({"base+vec": same, "lora+none": same}, {"base+vec": 2.0, "lora+none": 1.0})
     table = decision_table(cells, rows, "f1", STATS, COST, TRAIN, {"vec": 100.0})
-    few = recommend(table, "f1", STATS, COST, questions=10)
-    assert few["few_questions"] and few["cell"] == "lora+none"
-    assert "Caution: only 10 questions" in few["text"] and "min_questions = 30" in few["text"]
-    enough = recommend(table, "f1", STATS.model_copy(update={"min_questions": 10}), COST, questions=10)
-    assert not enough["few_questions"] and "Caution" not in enough["text"]
+    few = recommend(table, "f1", STATS.model_copy(update={"min_groups": 30}), COST, groups=10)
+    assert few["few_groups"] and few["cell"] == "lora+none"
+    assert "Caution: only 10 independent question groups" in few["text"] and "min_groups = 30" in few["text"]
+    enough = recommend(table, "f1", STATS, COST, groups=10)
+    assert not enough["few_groups"] and "Caution" not in enough["text"]
     assert enough["cell"] == few["cell"]
 
 

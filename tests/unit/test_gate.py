@@ -14,10 +14,9 @@ import yaml
 
 from components import tracking
 from components.catalog import artifacts
-from components.catalog.artifacts import BestFile, CellRecord, CellsFile, Choice
 from components.decision.gate import CHAMPION, NEW, first_champion, non_inferiority, same_bundle
 from components.serving.champion import gate_questions
-from tests.conftest import PARAMS, REPO, like
+from tests.conftest import PARAMS, REPO, best_file, choice, like
 
 STATS = like(PARAMS.evaluation.statistics, resamples=1000, seed=0)
 
@@ -64,6 +63,21 @@ def test_one_question_flipped_among_few_cannot_be_told_from_noise():
     assert verdict.diff_low <= -1 / 24 and not verdict.passed  # the interval reaches below -0.05
 
 
+def test_paraphrases_of_one_fact_count_once_in_the_interval():
+    """Each fact asked twice (a paraphrase pair scores alike): resampled by group, the interval is
+    that of 20 facts, wider than the one 40 independent questions would give."""
+    rng = np.random.default_rng(2)
+    champion = np.repeat(rng.uniform(0.2, 0.8, 20), 2)
+    new = champion - 0.03 + np.repeat(rng.normal(0, 0.1, 20), 2)
+    scores = _scores(list(new), list(champion))
+    groups = pd.Series([f"g{i // 2}" for i in range(40)], index=scores.index)
+    alone = _verdict(scores, 0.05)
+    grouped = non_inferiority(scores, 0.05, STATS, new="a+none", champion="v1", metric="f1", split="dev", groups=groups)
+    assert grouped.groups == 20 and alone.groups == 40
+    assert grouped.diff == pytest.approx(alone.diff)
+    assert grouped.diff_high - grouped.diff_low > 1.2 * (alone.diff_high - alone.diff_low)
+
+
 @pytest.mark.parametrize(
     ("scores", "margin", "message"),
     [
@@ -104,30 +118,16 @@ def test_the_gate_reads_dev_scores_of_the_cell_when_the_evaluation_has_them():
             "f1": [0.5, 1.0, 0.0, 0.25],
         }
     )
-    questions, scores = gate_questions(QA, predictions, "test", "a+none", "f1", "dev", None)
+    questions, scores = gate_questions(QA, predictions, "a+none", "f1", "dev", None)
     assert questions["qa_id"].tolist() == ["d1", "d2"]  # only the questions the cell was scored on
     assert scores.tolist() == [0.5, 1.0]
 
 
 def test_the_gate_never_takes_test_scores_and_asks_for_answers_instead():
-    predictions = pd.DataFrame({"qa_id": ["t1"], "cell": ["a+none"], "f1": [1.0]})  # no split column: all "test"
-    questions, scores = gate_questions(QA, predictions, "test", "a+none", "f1", "dev", 2)
+    predictions = pd.DataFrame({"qa_id": ["t1"], "cell": ["a+none"], "split": ["test"], "f1": [1.0]})
+    questions, scores = gate_questions(QA, predictions, "a+none", "f1", "dev", 2)
     assert scores is None  # the cell must answer the dev questions itself
     assert questions["qa_id"].tolist() == ["d1", "d2"] and set(questions["split"]) == {"dev"}
-
-
-def _choice(cell: str, run_id: str, mean: float, cost: float) -> Choice:
-    model, _, retriever = cell.partition("+")
-    return Choice(
-        cell=cell,
-        model=model,
-        retriever=retriever,
-        run_id=run_id,
-        mean=mean,
-        ci_low=mean - 0.1,
-        ci_high=mean + 0.1,
-        cost_per_1k_amortised=cost,
-    )
 
 
 @pytest.fixture
@@ -152,29 +152,16 @@ def project(tmp_path, monkeypatch):
         c: tracking.log_cell(parent, c, {"model": c.split("+")[0]}, {"f1": m}, pd.DataFrame({"qa_id": ["t1"]}), {})
         for c, m in cells.items()
     }
-    best = _choice(f"{adapter}+none", runs[f"{adapter}+none"], 0.62, cost=0.9)  # best mean, costs a training run
-    cheaper = _choice("base+none", runs["base+none"], 0.60, cost=0.1)  # tied with it, cheaper: recommended
-    best_file = BestFile(
-        main_metric="f1",
-        split="test",
-        questions=40,
-        parent_run_id=parent,
-        best=best,
-        recommended=cheaper,
-        tied=[best.cell, cheaper.cell],
-        few_questions=False,
-    )
-    artifacts.write(best_file, tmp_path / "data/metrics/best.json")
+    # the best mean costs a training run; the cheaper cell is tied with it: the recommendation
+    best = choice(f"{adapter}+none", runs[f"{adapter}+none"], 0.62, cost_per_1k_amortised=0.9)
+    cheaper = choice("base+none", runs["base+none"], 0.60, cost_per_1k_amortised=0.1)
+    tied = best_file(cheaper, best, parent_run_id=parent, tied=[best.cell, cheaper.cell])
+    artifacts.write(tied, tmp_path / "data/metrics/best.json")
     (tmp_path / "data/processed").mkdir(parents=True)
     QA.assign(doc_ids=[[]] * len(QA)).to_parquet(tmp_path / "data/processed/qa.parquet")
     (tmp_path / "data/eval").mkdir(parents=True)
-    pd.DataFrame({"qa_id": ["t1"], "cell": ["base+none"], "f1": [1.0]}).to_parquet(
+    pd.DataFrame({"qa_id": ["t1"], "cell": ["base+none"], "split": ["test"], "f1": [1.0]}).to_parquet(
         tmp_path / "data/eval/predictions.parquet"
-    )
-    records = [CellRecord(cell=c, model=c.split("+")[0], retriever="none", run_id=runs[c], metrics={}) for c in cells]
-    artifacts.write(
-        CellsFile(parent_run_id=parent, experiment_id="0", split="test", questions=1, cells=records),
-        tmp_path / "data/eval/cells.json",
     )
     yield tmp_path
     mlflow.set_tracking_uri(None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.util
 import json
 import re
 import shutil
@@ -14,7 +16,7 @@ import yaml
 from tests.conftest import REPO
 
 INFRA = REPO / "infra"
-ENDPOINT_VARS = ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS", "MLFLOW_S3_ENDPOINT_URL")
+ENDPOINT_VARS = ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
 VAR = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
 
 
@@ -93,6 +95,8 @@ def test_manifests_endpoints_point_at_services_and_ports_they_define():
     external = {"postgres", "minio", "prefect-server"}  # run by their own charts; see infra/README.md
     endpoints = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "ragtune-endpoints")
     for var, value in endpoints["data"].items():
+        if var not in ENDPOINT_VARS:
+            continue
         host, port = _endpoint(value)
         if host in external:
             continue
@@ -183,3 +187,205 @@ def test_new_data_workflow_overrides_are_valid_for_dvc_and_the_params(tmp_path):
         apply_overrides(tmp_path, ["params/finetune.yaml:adapters.0.max_steps=10"])
     with pytest.raises(OverrideError):
         apply_overrides(tmp_path, ["params/evaluation.yaml:no_such_key=1"])
+
+
+# --- one static check per defect of issue 14 (each would have caught it) ---------------------------
+
+WORKFLOW = REPO / ".github" / "workflows" / "images.yml"
+DEFAULT = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """Compose's substitution: ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` from ``env``; ``$$`` is ``$``."""
+
+    def one(m: re.Match) -> str:
+        name, kind, rest = m.groups()
+        if name in env:
+            return env[name]
+        assert kind == "-", f"${{{name}}} has no default and is not set"
+        return rest
+
+    return DEFAULT.sub(one, text).replace("$$", "$")
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _containers(doc: dict) -> list[dict]:
+    if doc["kind"] == "RayCluster":
+        groups = [doc["spec"]["headGroupSpec"], *doc["spec"]["workerGroupSpecs"]]
+        return [c for g in groups for c in g["template"]["spec"]["containers"]]
+    if doc["kind"] == "Deployment":
+        return doc["spec"]["template"]["spec"]["containers"]
+    return []
+
+
+def _version() -> str:
+    return re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def _mlflow_pin() -> str:
+    return re.search(r"mlflow==([\d.]+)", (INFRA / "mlflow" / "Dockerfile").read_text()).group(1)
+
+
+def test_mlflow_allows_the_host_names_its_clients_use():
+    """MLflow >= 3.5 answers API calls only for hosts in --allowed-hosts (``/health`` answers anyone)."""
+    services = _compose()["services"]
+    allowed = re.search(r"--allowed-hosts (\S+)", services["mlflow"]["command"]).group(1).split(",")
+    clients = [(s.get("environment") or {}).get("MLFLOW_TRACKING_URI") for s in services.values()]
+    clients = [c for c in clients if c]
+    assert clients, "no compose service is an MLflow client"
+    for uri in [*clients, "http://127.0.0.1:5000", "http://localhost:5000"]:  # + the host's own client
+        host, port = _endpoint(uri)
+        assert host in allowed and f"{host}:{port}" in allowed, f"{uri}: not in --allowed-hosts {allowed}"
+    docs = _manifests()
+    endpoints = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "ragtune-endpoints")
+    args = next(c for d in docs if d["metadata"]["name"] == "mlflow" for c in _containers(d))["args"]
+    allowed = args[args.index("--allowed-hosts") + 1].split(",")
+    host, port = _endpoint(endpoints["data"]["MLFLOW_TRACKING_URI"])
+    assert host in allowed and f"{host}:{port}" in allowed
+
+
+def test_every_ray_token_comes_with_token_mode():
+    """A Ray client with RAY_AUTH_TOKEN but no RAY_AUTH_MODE=token never sends the token."""
+    for name, service in _compose()["services"].items():
+        env = service.get("environment") or {}
+        if "RAY_AUTH_TOKEN" in env:
+            assert env.get("RAY_AUTH_MODE") == "token", f"compose {name}: RAY_AUTH_TOKEN without RAY_AUTH_MODE=token"
+    docs = _manifests()
+    configmaps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in docs if d["kind"] == "Secret"}
+    for doc in docs:
+        for c in _containers(doc):  # Ray nodes and Ray clients (those given a RAY_ADDRESS)
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            for ref in c.get("envFrom", []):
+                if "configMapRef" in ref:
+                    env.update(configmaps[ref["configMapRef"]["name"]])
+                if "secretRef" in ref:
+                    env.update(secrets[ref["secretRef"]["name"]])
+            if "RAY_AUTH_TOKEN" in env and (doc["kind"] == "RayCluster" or "RAY_ADDRESS" in env):
+                assert env.get("RAY_AUTH_MODE") == "token", f"{doc['metadata']['name']}/{c['name']}: no token mode"
+
+
+def test_compose_publishes_ports_on_loopback_unless_told_otherwise():
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports", []):
+            published = _expand(str(port), {})
+            assert published.count(":") == 2 and published.startswith("127.0.0.1:"), f"{name}: {port}"
+            assert _expand(str(port), {"RAGTUNE_BIND_ADDRESS": "0.0.0.0"}).startswith("0.0.0.0:")
+
+
+def test_mlflow_auth_database_is_postgres_through_the_ini_file(tmp_path, monkeypatch):
+    """MLflow reads the auth database only from the ini; the image renders it from the environment."""
+    serve = _load("mlflow_serve", INFRA / "mlflow" / "serve.py")
+    # MLflow's own reader of the ini (the module alone: the auth package wants Flask-WTF at import)
+    mlflow_dir = Path(importlib.util.find_spec("mlflow").submodule_search_locations[0])
+    read_auth_config = _load("mlflow_auth_config", mlflow_dir / "server" / "auth" / "config.py").read_auth_config
+    services = _compose()["services"]
+    dockerfile = (INFRA / "mlflow" / "Dockerfile").read_text()
+    assert "ENTRYPOINT" in dockerfile and "mlflow-serve" in dockerfile and "basic_auth.ini" in dockerfile
+    assert not services["mlflow"]["command"].startswith("mlflow"), "arguments of serve.py, not a command"
+    compose_env = {k: _expand(str(v), {"POSTGRES_PASSWORD": "pw", "AWS_SECRET_ACCESS_KEY": "k",
+                   "MLFLOW_FLASK_SERVER_SECRET_KEY": "s", "MLFLOW_TRACKING_PASSWORD": "p"})
+                   for k, v in services["mlflow"]["environment"].items()}  # fmt: skip
+    secret = next(d for d in _manifests() if d["kind"] == "Secret")["stringData"]
+    k8s_template = next(d for d in _manifests() if d["metadata"]["name"] == "mlflow-basic-auth")["data"]
+    for template, env in (
+        ((INFRA / "mlflow" / "basic_auth.ini").read_text(), compose_env),
+        (k8s_template["basic_auth.ini"], secret),
+    ):
+        (tmp_path / "auth.ini").write_text(serve.render(template, env))
+        monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "auth.ini"))
+        config = read_auth_config()
+        assert config.database_uri.startswith("postgresql://") and config.database_uri.endswith("/mlflow_auth")
+    assert "mlflow_auth" in (INFRA / "postgres" / "init.sql").read_text()
+    assert compose_env["MLFLOW_AUTH_ADMIN_PASSWORD"] == "p"  # no admin password in a file
+
+
+def test_images_come_from_the_registry_the_workflow_pushes_to():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    job = workflow["jobs"]["image"]
+    built = {m["name"]: m for m in job["strategy"]["matrix"]["include"]}
+    assert workflow["permissions"]["packages"] == "write"
+    script = "\n".join(str(step.get("run", "")) + str(step.get("with", "")) for step in job["steps"])
+    assert "ghcr.io/${owner}/${{ matrix.name }}" in script and "push': True" in script
+    ours = []
+    for name, service in _compose()["services"].items():
+        if "build" in service:
+            ours.append((f"compose {name}", _expand(service["image"], {})))
+    for doc in _manifests():
+        ours += [(doc["metadata"]["name"], c["image"]) for c in _containers(doc) if "ragtune" in c["image"]]
+    assert len(ours) >= 8
+    for where, image in ours:
+        assert image.startswith("ghcr.io/"), f"{where}: {image} is a local tag no cluster can pull"
+        repo, tag = image.rsplit("/", 1)[1].split(":")
+        assert repo in built, f"{where}: {image} is not built by {WORKFLOW.name}"
+        assert tag == (_mlflow_pin() if repo == "ragtune-mlflow" else _version()), f"{where}: {image}"
+
+
+def test_cpu_images_take_torch_from_the_cpu_index_and_a_gpu_variant_exists():
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in dockerfile
+    assert 'make install TORCH_INDEX="$TORCH_INDEX"' in dockerfile
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"pip install .*--index-url \$\(TORCH_INDEX\).*\$\(TORCH_SPEC\)", makefile)
+    built = {
+        m["name"]: m for m in yaml.safe_load(WORKFLOW.read_text())["jobs"]["image"]["strategy"]["matrix"]["include"]
+    }
+    assert "whl/cpu" in built["ragtune"]["build-args"]
+    assert "whl/cu" in built["ragtune-gpu"]["build-args"]
+    new_data = (REPO / ".github" / "workflows" / "new-data.yml").read_text()
+    assert "make install TORCH_INDEX=https://download.pytorch.org/whl/cpu" in new_data
+    ray = next(d for d in _manifests() if d["kind"] == "RayCluster")
+    gpu = [g for g in ray["spec"]["workerGroupSpecs"] if "num-gpus" in g["rayStartParams"]]
+    assert gpu and gpu[0]["template"]["spec"]["containers"][0]["image"].split(":")[0].endswith("/ragtune-gpu")
+
+
+def test_kuberay_login_shells_find_ray():
+    """KubeRay runs ``bash -lc``: Debian's /etc/profile resets PATH, then sources /etc/profile.d/*.sh."""
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    venv_bin = re.search(r"ENV PATH=(\S+?):\$PATH", dockerfile).group(1)
+    profile = re.search(r"echo '(export PATH=[^']+)' > (/etc/profile\.d/\S+\.sh)", dockerfile)
+    assert profile, "the image must put its venv on PATH for login shells"
+    assert profile.group(1) == f"export PATH={venv_bin}:$PATH"
+
+
+def test_the_docker_context_leaves_host_state_out():
+    """``COPY . /app`` must not bake the host's .venv (and its install stamp), secrets or local stores."""
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(
+            fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(p, pat.removeprefix("**/")) for p in prefixes for pat in patterns
+        )
+
+    for path in (".venv/bin/python", ".venv/.installed", "infra/.env", "mlruns.db", "mlartifacts/1/a/model.bin",
+                 "data/models/base/model.safetensors", "components/__pycache__/x.pyc"):  # fmt: skip
+        assert ignored(path), f"{path} would be copied into the image"
+    for path in ("pyproject.toml", "Makefile", "components/io.py", "flows/cli.py", "params/data.yaml",
+                 "dvc.yaml", "data/demo/qa.jsonl", "infra/Dockerfile"):  # fmt: skip
+        assert not ignored(path), f"{path} is needed in the image"
+
+
+def test_ray_is_recent_enough_for_token_auth():
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    text = (REPO / "pyproject.toml").read_text()
+    req = Requirement(re.search(r'"(ray\[[^"]+)"', text).group(1))
+    assert not req.specifier.contains("2.51.9") and req.specifier.contains("2.52.0"), req
+    assert req.specifier.contains(version("ray")), f"installed ray {version('ray')} outside {req}"
+    ray = next(d for d in _manifests() if d["kind"] == "RayCluster")
+    assert req.specifier.contains(ray["spec"]["rayVersion"]) and Version(ray["spec"]["rayVersion"]) >= Version("2.52")

@@ -111,6 +111,7 @@ def test_a_dep_removed_from_a_stage_is_reported():
     deps = [d for d in _stages()["evaluate"]["deps"] if "${" not in d]
     assert missing_deps("evaluate", deps) == []
     assert missing_deps("evaluate", [d for d in deps if d != "components/llm"]) == [
+        "components/llm/engines.py",
         "components/llm/generation.py",
         "components/llm/models.py",
         "components/llm/prediction_cache.py",

@@ -52,3 +52,21 @@ def test_answer_support_by_hand():
     per = result["answer_support_per_example"]
     assert per[0] == pytest.approx(2 / 3) and per[1] == 0.0 and math.isnan(per[2]) and per[3] == 0.0
     assert result["answer_support"] == pytest.approx((2 / 3) / 3)
+
+
+def test_answer_contained_does_not_reward_brevity_and_counts_whole_words(qa_match):
+    result = qa_match.compute(
+        predictions=["The alpha-3 code of Bolivia is BOL.", "BOLIVIA", "It is BOL", ""],
+        references=[["BOL"], ["BOL"], ["bol", "x"], ["BOL"]],
+    )
+    assert result["answer_contained_per_example"] == [1.0, 0.0, 1.0, 0.0]  # "BOLIVIA" is not the word BOL
+    assert result["f1_per_example"][0] < 0.4  # the same right answer, punished by F1 for its wording
+    assert result["answer_tokens_per_example"] == [6.0, 1.0, 3.0, 0.0]  # normalised words (articles dropped)
+
+
+def test_rouge_l_scores_any_script_not_only_ascii():
+    rouge = load_metric("rouge_l")
+    greek = rouge.compute(predictions=["η πρωτεύουσα είναι η Αθήνα"], references=[["Αθήνα"]])
+    assert greek["rouge_l"] > 0.0  # rouge_score's own tokenizer would drop every Greek letter
+    same = rouge.compute(predictions=["東京 です"], references=[["東京 です"]])
+    assert same["rouge_l"] == 1.0

@@ -56,3 +56,61 @@ def test_training_run_has_params_step_history_and_summary(store):
     losses = mlflow.MlflowClient().get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in sorted(losses, key=lambda m: m.step)] == [(1, 2.0), (2, 1.0), (3, 2.0 / 3)]
     assert len(mlflow.MlflowClient().get_metric_history(run_id, "tokens_per_s")) == 3
+
+
+def test_the_pipeline_experiment_is_a_genai_one_and_bookkeeping_has_its_own(store):
+    client = mlflow.MlflowClient()
+    assert client.get_experiment_by_name("unit").tags["mlflow.experimentKind"] == "genai_development"
+    ops = tracking.setup_ops(store, "unit")
+    assert client.get_experiment(ops).name == "unit-ops" == tracking.ops_experiment("unit")
+    assert client.get_experiment(ops).tags["mlflow.experimentKind"] == "custom_model_development"
+    run_id = tracking.log_training("lora", {}, [], {}, {})
+    assert mlflow.get_run(run_id).info.experiment_id == ops  # training runs land in the bookkeeping experiment
+    client.set_experiment_tag(ops, "mlflow.experimentKind", "no_inferred_type")
+    assert tracking.setup_ops(store, "unit") == ops  # same experiment, kind restored
+    assert client.get_experiment(ops).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_leaderboard_lands_on_the_cell_runs(store):
+    parent = tracking.start_parent("p", {}, {})
+    ids = {c: tracking.log_cell(parent, c, {}, {"f1": 0.5}, pd.DataFrame({"f1": [0.5]}), {}) for c in ("a", "b")}
+    table = pd.DataFrame(
+        {
+            "cell": ["b", "a"],
+            "run_id": [ids["b"], ids["a"]],
+            "mean": [0.33, 0.094],
+            "ci_low": [0.24, 0.064],
+            "ci_high": [0.426, 0.127],
+            "cost_per_1k_amortised": [0.01, 0.012],
+            "latency_p50_s": [0.735, float("nan")],
+        }
+    )
+    experiment_id = mlflow.get_experiment_by_name("unit").experiment_id
+    tracking.mark_leaderboard(table, "f1", "a", experiment_id, "Recommended: a (ties with b, cheaper).")
+    b, a = mlflow.get_run(ids["b"]).data.tags, mlflow.get_run(ids["a"]).data.tags
+    assert (b["ragtune.rank"], b["ragtune.recommended"], a["ragtune.rank"], a["ragtune.recommended"]) == (
+        "1",
+        "false",
+        "2",
+        "true",
+    )
+    assert b["mlflow.note.content"] == "rank 1/2 · f1 0.330 (CI 0.240-0.426) · $0.010 / 1k queries · p50 0.735 s"
+    assert a["mlflow.note.content"] == "rank 2/2 · f1 0.094 (CI 0.064-0.127) · $0.012 / 1k queries · recommended"
+    tags = mlflow.get_experiment(experiment_id).tags
+    assert tags["mlflow.experiment.primaryMetric.name"] == "f1"
+    assert tags["mlflow.note.content"].startswith("Recommended: a")
+    urls = tracking.urls("http://127.0.0.1:5000/", "unit")
+    assert urls["compare the cells"] == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/evaluation-runs"
+    assert tracking.urls("http://127.0.0.1:5000", "no-such-experiment") == {}
+
+
+def test_a_cell_run_is_tagged_while_the_bookkeeping_experiment_is_active(store):
+    """``register`` tags the chosen cell run (pipeline experiment) while it logs in ``<experiment>-ops``."""
+    parent = tracking.start_parent("p", {}, {})
+    cell = tracking.log_cell(parent, "base+none", {}, {"f1": 0.5}, pd.DataFrame({"f1": [0.5]}), {})
+    tracking.setup_ops(store, "unit")
+    tags = {"ragtune.registered_as": "ragtune-qa/1"}
+    tracking.log_to_run(cell, metrics={"m": 1.0}, tags=tags, params={"a": {"b": 1}})
+    run = mlflow.get_run(cell)
+    assert run.data.tags["ragtune.registered_as"] == "ragtune-qa/1"
+    assert run.data.metrics["m"] == 1.0 and run.data.params["a.b"] == "1"

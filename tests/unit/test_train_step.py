@@ -8,7 +8,6 @@ from components.training.train_step import (
     IGNORE_INDEX,
     bucketed_order,
     collate,
-    make_optimizer,
     micro_batches,
     plan_order,
     step_order,
@@ -20,7 +19,7 @@ from components.training.train_step import (
 @given(
     n=st.integers(1, 40),
     world=st.integers(1, 3),
-    per_rank=st.integers(1, 5),
+    per_rank=st.integers(2, 5),  # one example per step leaves nothing to group
     steps=st.integers(1, 12),
     seed=st.integers(0, 5),
 )
@@ -70,31 +69,44 @@ class _TinyLM(torch.nn.Module):
         return type("Out", (), {"loss": loss})
 
 
-def test_gradient_accumulation_equals_one_big_batch():
+def _one_step(examples, accum: int) -> tuple[float, int, torch.Tensor]:
+    """One real optimiser step (plain SGD, lr 0.1) over ``accum`` micro-batches; the loss, tokens and new weights."""
+    model = _TinyLM()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    micro = list(micro_batches(examples, list(range(len(examples))), accum))
+    assert len(micro) == accum
+    loss, tokens = train_step(model, optimizer, scheduler, micro, "cpu")
+    assert all(p.grad is None for p in model.parameters())  # the step cleared its gradients
+    return loss, tokens, model.out.weight.detach().clone()
+
+
+def test_gradient_accumulation_takes_the_same_step_as_one_big_batch():
+    # examples of different lengths: micro-batches hold different numbers of supervised tokens
     examples = [
         {"input_ids": [1 + i, 2 + i, 3, 4 + i][: 2 + i % 3], "labels": [1 + i, 2 + i, 3, 4 + i][: 2 + i % 3]}
         for i in range(6)
     ]
-    grads = []
-    for accum in (1, 3):
-        model = _TinyLM()
-        opt, sched = make_optimizer(model, 0.0, steps=1)  # lr 0: keep the weights, compare gradients
-        micro = list(micro_batches(examples, list(range(6)), accum))
-        assert len(micro) == accum
-        loss, tokens = train_step(model, _NoZero(opt), sched, micro, "cpu")
-        grads.append((loss, tokens, model.out.weight.grad.clone()))
-    assert abs(grads[0][0] - grads[1][0]) < 1e-5 and grads[0][1] == grads[1][1]
-    assert torch.allclose(grads[0][2], grads[1][2], atol=1e-6)
+    whole, accumulated = _one_step(examples, 1), _one_step(examples, 3)
+    assert abs(whole[0] - accumulated[0]) < 1e-5 and whole[1] == accumulated[1]
+    assert torch.allclose(whole[2], accumulated[2], atol=1e-6)  # the same weights after the step
+    assert not torch.allclose(whole[2], _TinyLM().out.weight, atol=1e-4)  # and the step did move them
 
 
-class _NoZero:
-    """An optimiser view that keeps the gradients after the step, so the test can read them."""
+def test_lora_on_all_linear_layers_adapts_the_mlp_too():
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    def __init__(self, opt):
-        self.opt = opt
+    from components.training.train_step import add_lora
 
-    def step(self):
-        self.opt.step()
+    def tiny():
+        config = LlamaConfig(
+            vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+        )
+        return LlamaForCausalLM(config)
 
-    def zero_grad(self, set_to_none=True):
-        pass
+    def adapted(model) -> set[str]:
+        return {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad}
+
+    assert adapted(add_lora(tiny(), 4, 8, 0.0, ["q_proj", "v_proj"])) == {"q_proj", "v_proj"}
+    everything = adapted(add_lora(tiny(), 4, 8, 0.0, "all-linear"))
+    assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} == everything  # no lm_head

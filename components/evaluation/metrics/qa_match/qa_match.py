@@ -1,4 +1,4 @@
-"""Exact match and token F1 for extractive / short-answer QA, with SQuAD answer normalisation.
+"""Exact match, token F1, answer containment and answer length for QA, with SQuAD answer normalisation.
 
 A local Hugging Face ``evaluate`` module: load it by path (the hub is not reachable)::
 
@@ -6,6 +6,9 @@ A local Hugging Face ``evaluate`` module: load it by path (the hub is not reacha
 
 Each prediction is scored against every accepted answer and the best score counts, as in the
 official SQuAD v1.1 script (lower-case, strip punctuation and articles, collapse whitespace).
+Exact match and F1 reward brevity: a right answer wrapped in a sentence scores low. So two
+measures sit beside them: ``answer_contained`` (the normalised gold answer appears, as whole words,
+in the normalised prediction) and ``answer_tokens`` (the prediction's length in normalised words).
 """
 
 import collections
@@ -23,7 +26,9 @@ Args:
 Returns:
     exact_match: mean exact match in [0, 1].
     f1: mean token F1 in [0, 1].
-    exact_match_per_example, f1_per_example: the per-prediction scores, in input order.
+    answer_contained: share of predictions that contain a gold answer (whole words, normalised).
+    answer_tokens: mean length of the predictions in normalised words.
+    <name>_per_example: each of the above per prediction, in input order.
 """
 _CITATION = "Rajpurkar et al. 2016, SQuAD: 100,000+ Questions for Machine Comprehension of Text."
 
@@ -52,6 +57,15 @@ def token_f1(prediction: str, answer: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def contained(prediction: str, answer: str) -> float:
+    """1.0 when the normalised answer appears in the normalised prediction as a run of whole words."""
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(answer).split()
+    if not gold:
+        return float(not pred)
+    n = len(gold)
+    return float(any(pred[i : i + n] == gold for i in range(len(pred) - n + 1)))
+
+
 class QaMatch(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
@@ -71,10 +85,18 @@ class QaMatch(evaluate.Metric):
             raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
         em = [max((exact(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references, strict=True)]
         f1 = [max((token_f1(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references, strict=True)]
+        inside = [
+            max((contained(p, a) for a in refs), default=0.0) for p, refs in zip(predictions, references, strict=True)
+        ]
+        length = [float(len(normalize_answer(p).split())) for p in predictions]
         n = max(len(em), 1)
         return {
             "exact_match": sum(em) / n,
             "f1": sum(f1) / n,
+            "answer_contained": sum(inside) / n,
+            "answer_tokens": sum(length) / n,
             "exact_match_per_example": em,
             "f1_per_example": f1,
+            "answer_contained_per_example": inside,
+            "answer_tokens_per_example": length,
         }

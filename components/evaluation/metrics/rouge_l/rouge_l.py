@@ -6,8 +6,12 @@ A local Hugging Face ``evaluate`` module wrapping Google's ``rouge_score`` packa
     evaluate.load("components/metrics/rouge_l")
 
 Each prediction is scored against every accepted answer and the best F-measure counts. Tokens are
-``rouge_score``'s: lower-cased alphanumeric runs; with ``use_stemmer`` Porter-stemmed.
+lower-cased runs of Unicode word characters (``rouge_score``'s own tokenizer keeps ASCII letters
+and digits only, which would score every answer in Greek or Japanese 0); with ``use_stemmer`` the
+tokens are Porter-stemmed (English only).
 """
+
+import re
 
 import datasets
 import evaluate
@@ -24,6 +28,19 @@ Returns:
     rouge_l_per_example: the per-prediction scores, in input order.
 """
 _CITATION = "Lin 2004, ROUGE: A Package for Automatic Evaluation of Summaries."
+
+
+class _WordTokenizer:
+    """Lower-cased runs of Unicode word characters, optionally Porter-stemmed."""
+
+    def __init__(self, use_stemmer: bool) -> None:
+        from nltk.stem import porter
+
+        self.stemmer = porter.PorterStemmer() if use_stemmer else None
+
+    def tokenize(self, text: str) -> list[str]:
+        words = re.findall(r"\w+", text.lower())
+        return [self.stemmer.stem(w) for w in words] if self.stemmer else words
 
 
 class RougeL(evaluate.Metric):
@@ -43,7 +60,7 @@ class RougeL(evaluate.Metric):
     def _compute(self, predictions, references, use_stemmer=False):
         if len(predictions) != len(references):
             raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
+        scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_WordTokenizer(use_stemmer))
         scores = [
             max((scorer.score(a, p)["rougeL"].fmeasure for a in refs), default=0.0)
             for p, refs in zip(predictions, references, strict=True)

@@ -1,0 +1,170 @@
+"""The MLflow dashboard of a finished ragtune project in a real browser: ``ragtune ui``, its views, screenshots.
+
+Shared by ``tests/e2e/test_dashboard.py`` (on a tiny project) and ``make screenshots`` (on the demo,
+after ``make run``: the pictures in the README and docs/dashboard.md)::
+
+    .venv/bin/python -m tests.e2e.dashboard --project . --out docs/img
+
+The tour opens, as a user would: the evaluation runs (every cell, its dataset and metrics), two
+cells compared question by question, one question's trace with its assessments, and the overview.
+Each view waits (bounded) until the texts it must show are on the page, then is screenshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.e2e.browser import Page, browser
+from tests.e2e.servers import free_port, spawn, stop, wait_http
+from tests.tiny_project import project_env, ragtune_cmd
+
+# The UI's first-visit panels (assistant, "detect issues" tip), closed as a returning user has them;
+# localStorage keys of MLflow 3.17's UI.
+QUIET = {
+    "mlflow.assistant.panelOpen_v1": "false",
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+    "mlflow.detectIssues.guidanceShown_v1": "true",
+}
+SIZES = {"runs": (1600, 900), "compare": (2200, 1000), "trace": (1800, 1000), "overview": (1600, 1000)}
+
+
+@contextlib.contextmanager
+def ragtune_ui(project: Path, log: Path, timeout_s: float = 180) -> Iterator[tuple[str, str]]:
+    """``ragtune ui`` on a free port in ``project``; yields its base URL and what it printed, stops it on exit."""
+    port = free_port()
+    proc = spawn(ragtune_cmd("ui", "--port", str(port)), log, env=project_env(project), cwd=project)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health", timeout_s, proc)
+        yield base, log.read_text(errors="replace")
+    finally:
+        stop(proc)
+
+
+@dataclass(frozen=True)
+class Tour:
+    """What the tour visits: the experiment, its cells (name -> run id), two of them to compare, one trace."""
+
+    experiment_id: str
+    cells: dict[str, str]
+    compare: tuple[str, str]  # run ids: the recommended cell, and the best-ranked other one
+    trace_id: str  # a question of the best-ranked cell with retrieval (its trace has a retriever span)
+    question: str
+
+
+def plan(base: str, experiment: str) -> Tour:
+    """Pick the tour's runs and trace through the UI server's REST API (the latest pipeline run's cells)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=base)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise LookupError(f"no experiment {experiment!r} at {base}: run the pipeline first")
+    eid = found.experiment_id
+    pipelines = "tags.`ragtune.kind` = 'pipeline'"
+    (parent,) = client.search_runs([eid], pipelines, order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs([eid], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    ranked = sorted(runs, key=lambda r: int(r.data.tags.get("ragtune.rank", "999")))
+    chosen = next((r for r in ranked if r.data.tags.get("ragtune.recommended") == "true"), ranked[0])
+    other = next(r for r in ranked if r.info.run_id != chosen.info.run_id)
+    rag = next((r for r in ranked if r.data.params.get("retriever", "none") != "none"), chosen)
+    trace = client.search_traces(locations=[eid], run_id=rag.info.run_id, max_results=1, include_spans=False)[0]
+    return Tour(
+        eid,
+        {r.info.run_name: r.info.run_id for r in ranked},
+        (chosen.info.run_id, other.info.run_id),
+        trace.info.trace_id,
+        trace.info.request_preview,
+    )
+
+
+def quiet(page: Page, base: str) -> None:
+    """Load the UI once and close its first-visit panels for every later page."""
+    page.open(f"{base}/#/")
+    page.wait_for("Experiments")
+    for key, value in QUIET.items():
+        page.evaluate(f"localStorage.setItem({key!r}, {value!r})")
+
+
+def show(page: Page, url: str, *texts: str, settle_s: float = 3, timeout_s: float = 90) -> str:
+    """Load ``url`` afresh, wait until it shows every one of ``texts``, let charts settle; return its text."""
+    page.open("about:blank")
+    page.open(url)
+    page.wait_for(*texts, timeout_s=timeout_s)
+    time.sleep(settle_s)
+    return page.text()
+
+
+def click(page: Page, selector: str, label: str) -> None:
+    """Click the first ``selector`` element whose text starts with ``label``."""
+    found = page.evaluate(
+        f"(() => {{ const e = [...document.querySelectorAll({selector!r})]"
+        f".find(e => (e.innerText || '').trim().startsWith({label!r})); if (e) e.click(); return !!e; }})()"
+    )
+    if not found:
+        raise LookupError(f"no {selector} labelled {label!r} on the page")
+
+
+def take(base: str, tour: Tour, main_metric: str, out: Path | None) -> dict[str, str]:
+    """Visit the four views in a headless Chromium; return each view's text (screenshots in ``out`` if given)."""
+    page_of = f"{base}/#/experiments/{tour.experiment_id}"
+    names = {run_id: name for name, run_id in tour.cells.items()}
+    shown = {}
+    for view, (width, height) in SIZES.items():
+        with browser(width, height) as page:
+            quiet(page, base)
+            if view == "runs":
+                shown[view] = show(page, f"{page_of}/evaluation-runs", *tour.cells, "qa-", main_metric)
+            elif view == "compare":
+                a, b = tour.compare
+                url = f"{page_of}/evaluation-runs?selectedRunUuid={a}&compareToRunUuid={b}"
+                shown[view] = show(page, url, "Comparing", names[a], names[b], "Assessments", "exact_match")
+            elif view == "trace":
+                show(page, f"{page_of}/traces?selectedEvaluationId={tour.trace_id}", "generate:", settle_s=1)
+                click(page, "button", "Assess")
+                shown[view] = page.wait_for("Feedback", main_metric, "expected", tour.question)
+                time.sleep(1)
+            else:
+                shown[view] = show(page, page_of, "Traces", "Latency", settle_s=5)
+                shown["overview_url"] = page.evaluate("location.href")
+            if out is not None:
+                shrink(page.screenshot(out / f"dashboard-{view}.png"))
+    return shown
+
+
+def shrink(path: Path) -> Path:
+    """Re-save a screenshot with a 256-colour palette (octree: the runs' colour dots keep their hue), ~3x smaller."""
+    from PIL import Image
+
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=Path("."), help="a project after `ragtune run`")
+    parser.add_argument("--out", type=Path, default=Path("docs/img"), help="where the PNGs go")
+    args = parser.parse_args()
+    project = args.project.resolve()
+    from components.config import load_params
+
+    cfg = load_params(project / "params").evaluation
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ragtune_ui(project, args.out / ".ragtune-ui.log") as (base, _):
+        tour = plan(base, cfg.experiment)
+        take(base, tour, cfg.main_metric, args.out)
+    (args.out / ".ragtune-ui.log").unlink(missing_ok=True)
+    for view in SIZES:
+        path = args.out / f"dashboard-{view}.png"
+        print(f"{path} ({path.stat().st_size // 1024} KB)")
+
+
+if __name__ == "__main__":
+    main()

