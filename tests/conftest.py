@@ -21,7 +21,13 @@ TIERS = ("unit", "integration", "e2e")  # the folders under tests/, each a marke
 set_offline_defaults()
 # Ray clusters of tests live on this machine: keep their nodes on 127.0.0.1 (Ray otherwise swaps a
 # loopback --node-ip-address for the host's address). Read when ray is first imported, hence here.
+# tests.e2e.servers.ray_cluster, the one multi-node cluster, turns it back on for its own processes.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Ray >= 2.52: a local ray.init() with RAY_AUTH_MODE unset switches token auth on by writing
+# RAY_AUTH_MODE=token into os.environ; every later server, subprocess and ray.init of this pytest
+# process then inherits a mode this driver did not start with (GCS: "Missing authorization header").
+# Test instances listen on 127.0.0.1 only; the token cluster of tests.e2e.servers sets its own.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from components.config import load_params  # noqa: E402
 

@@ -148,7 +148,13 @@ def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterato
     port = free_port()
     dirs = [Path(tempfile.mkdtemp(prefix="rt", dir="/tmp")) for _ in range(2)]  # short: unix socket paths
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    driver_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    driver_env = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        # tests/conftest.py turns multi-node clusters off for single-node test instances; "0" makes
+        # `ray start --address` refuse to join ("Multi-node Ray clusters are not supported")
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+    }
     env = {**env, **driver_env, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     try:
