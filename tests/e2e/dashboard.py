@@ -68,7 +68,8 @@ def plan(base: str, experiment: str) -> Tour:
     eid = found.experiment_id
     pipelines = "tags.`ragtune.kind` = 'pipeline'"
     (parent,) = client.search_runs([eid], pipelines, order_by=["attributes.start_time DESC"], max_results=1)
-    runs = client.search_runs([eid], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    children = client.search_runs([eid], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    runs = [r for r in children if r.data.tags.get("ragtune.split") == "dev"]  # the split that chose, ranked
     ranked = sorted(runs, key=lambda r: int(r.data.tags.get("ragtune.rank", "999")))
     chosen = next((r for r in ranked if r.data.tags.get("ragtune.recommended") == "true"), ranked[0])
     other = next(r for r in ranked if r.info.run_id != chosen.info.run_id)

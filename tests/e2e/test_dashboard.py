@@ -47,29 +47,36 @@ def test_the_dashboard_shows_the_cells_their_metrics_and_a_trace(project, tmp_pa
         assert f"compare the cells: {base}/#/experiments/{main.experiment_id}/evaluation-runs" in printed
         assert main.tags["mlflow.experimentKind"] == "genai_development"
         assert main.tags["mlflow.experiment.primaryMetric.name"] == "f1"
-        # the comparison list holds the pipeline run and its cells; bookkeeping runs are in -ops
+        # the comparison list holds the pipeline run and its cells (every cell on dev, those dev left
+        # standing on test); bookkeeping runs are in -ops
+        standing = json.loads((project / "data/eval/cells.json").read_text())["standing"]
         kinds = sorted(r.data.tags["ragtune.kind"] for r in client.search_runs([main.experiment_id]))
-        assert kinds == ["cell"] * 4 + ["pipeline"]
+        assert kinds == ["cell"] * (len(CELLS) + len(standing)) + ["pipeline"]
         bookkeeping = {r.data.tags["ragtune.kind"] for r in client.search_runs([ops.experiment_id])}
         assert {"training", "retrieval", "register", "base-model"} <= bookkeeping
-        cells = {r.info.run_name: r for r in client.search_runs([main.experiment_id], "tags.`ragtune.kind` = 'cell'")}
-        assert sorted(cells) == sorted(CELLS)
-        for name, run in cells.items():
+        runs = client.search_runs([main.experiment_id], "tags.`ragtune.kind` = 'cell'")
+        cells = {(r.data.tags["ragtune.split"], r.info.run_name): r for r in runs}
+        assert sorted(n for s, n in cells if s == "dev") == sorted(CELLS)
+        assert sorted(n for s, n in cells if s == "test") == sorted(standing)
+        for (split, name), run in cells.items():
             assert run.data.tags["mlflow.runType"] == "genai_evaluate"
             (dataset,) = run.inputs.dataset_inputs
-            assert dataset.dataset.name == "qa-test" and dataset.dataset.digest
-            cell_rows = rows[rows["cell"] == name]
+            assert dataset.dataset.name == f"qa-{split}" and dataset.dataset.digest
+            cell_rows = rows[(rows["cell"] == name) & (rows["split"] == split)]
             assert run.data.metrics["f1/mean"] == pytest.approx(cell_rows["f1"].mean())  # scorers == leaderboard
             assert run.data.metrics["f1_ci_low"] <= run.data.metrics["f1"] <= run.data.metrics["f1_ci_high"]
-            assert run.data.tags["mlflow.note.content"].startswith(f"rank {run.data.tags['ragtune.rank']}/4 · f1 ")
+            if split == "dev":  # the ranking is dev's: the split that chose
+                rank = run.data.tags["ragtune.rank"]
+                assert run.data.tags["mlflow.note.content"].startswith(f"rank {rank}/{len(CELLS)} · f1 ")
             traces = client.search_traces(locations=[main.experiment_id], run_id=run.info.run_id)
             assert sorted(t.info.tags["ragtune.qa_id"] for t in traces) == sorted(cell_rows["qa_id"])
-        recommended = [n for n, r in cells.items() if r.data.tags["ragtune.recommended"] == "true"]
+            assert {t.info.tags["ragtune.split"] for t in traces} == {split}
+        recommended = [n for (s, n), r in cells.items() if r.data.tags.get("ragtune.recommended") == "true"]
         assert recommended == [best["recommended"]["cell"]]
 
         tour = dashboard.plan(base, "ragtune")
         shown = dashboard.take(base, tour, "f1", tmp_path)
-    assert all(name in shown["runs"] for name in CELLS) and "qa-test" in shown["runs"]
+    assert all(name in shown["runs"] for name in CELLS) and "qa-dev" in shown["runs"]
     for run_id in tour.compare:
         assert next(n for n, i in tour.cells.items() if i == run_id) in shown["compare"]
     assert tour.question in shown["compare"] and "Assessments" in shown["compare"]

@@ -26,11 +26,13 @@ from pathlib import Path
 import mlflow
 from components import tracking
 
-def first_file_then_die(local_dir, artifact_path=None, run_id=None):
-    mlflow.log_artifact(str(sorted(Path(local_dir).iterdir())[0]), artifact_path)
+store_one = mlflow.log_artifact
+
+def first_file_then_die(local_path, artifact_path=None, run_id=None):
+    store_one(local_path, artifact_path)
     os.kill(os.getpid(), signal.SIGKILL)
 
-mlflow.log_artifacts = first_file_then_die  # the upload dies after its first file
+mlflow.log_artifact = first_file_then_die  # the upload (file by file) dies after its first file
 tracking.setup(Path(sys.argv[1]), "upload")
 tracking.ensure_base_model(Path(sys.argv[2]), "h" * 40)
 """
