@@ -70,6 +70,7 @@ def build_tiny_project(
         data["latency_questions"] = 2
         data["learning_curve"]["dev_questions"] = 4
         data["statistics"]["resamples"] = 200
+        data["gate"]["allow_few_groups"] = True  # 4 questions: far fewer groups than statistics.min_groups
 
     edit_yaml(root / "params" / "data.yaml", lambda d: d["split"].update(dev=0.1, test=0.4))
     edit_yaml(root / "params" / "finetune.yaml", tiny_training)

@@ -104,6 +104,7 @@ class GateConfig(Strict):
     margin: float = Field(gt=0.0, lt=1.0)  # largest tolerated drop of the main metric (non-inferiority margin)
     max_questions: int | None = Field(gt=0)  # questions compared (None: the whole split)
     judge_only: bool  # True: the verdict and its exit code only, the registry left alone (CI on pull requests)
+    allow_few_groups: bool  # True: judge a recommendation made on fewer than statistics.min_groups dev groups
 
 
 class DrillConfig(Strict):

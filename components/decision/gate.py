@@ -24,7 +24,8 @@ class Verdict:
     """The gate's outcome, with the figures a CI summary and the register stage print."""
 
     passed: bool
-    reason: str  # "first" (no champion yet), "same" (the champion is this very bundle), "non-inferior", "inferior"
+    reason: str  # "first" (no champion yet), "same" (the champion is this very bundle), "non-inferior",
+    # "inferior", "few-groups" (the recommendation rests on too few dev question groups)
     metric: str
     split: str
     new: str  # the new recommended cell
@@ -46,6 +47,12 @@ class Verdict:
             return f"{head}: no {self.champion or 'champion'} yet; {self.new} becomes the first champion"
         if self.reason == "same":
             return f"{head}: {self.new} is the bundle {self.champion} already serves; nothing to compare"
+        if self.reason == "few-groups":
+            return (
+                f"{head}: {self.new} was recommended on only {self.groups} independent {self.split} question groups "
+                f"(fewer than statistics.min_groups): its intervals are too wide to trust; evaluate more questions, "
+                f"or set gate.allow_few_groups: true in params/evaluation.yaml to judge it anyway"
+            )
         rule = f"lower end {self.diff_low:+.4f} {'>' if self.passed else '<='} -margin {-self.margin:+.4f}"
         return "\n".join(
             [
@@ -71,6 +78,14 @@ def first_champion(new: str, metric: str, split: str, margin: float) -> Verdict:
 def same_bundle(new: str, champion: str, metric: str, split: str, margin: float) -> Verdict:
     """The new cell is the very bundle the champion serves (same content hash): nothing changes."""
     return Verdict(True, "same", metric, split, new, champion, margin)
+
+
+def size_guard(new: str, metric: str, split: str, margin: float, groups: int, few: bool, allow: bool) -> Verdict | None:
+    """A refusal when the recommendation rests on fewer groups than ``statistics.min_groups`` (``few``,
+    from best.json) and the params do not allow it; None: go on and judge."""
+    if few and not allow:
+        return Verdict(False, "few-groups", metric, split, new, None, margin, groups=groups)
+    return None
 
 
 def non_inferiority(

@@ -2,7 +2,8 @@
 
 The recommended cell of data/metrics/best.json (the cheapest cell tied with the best) is judged
 against the current champion on the same dev questions (``components.serving.champion.judge``).
-A fail leaves the registry as it was and exits 1 with the figures. The verdict goes to
+A recommendation made on fewer than ``statistics.min_groups`` dev question groups is refused
+unless ``gate.allow_few_groups``. A fail leaves the registry as it was and exits 1 with the figures. The verdict goes to
 data/metrics/gate.json either way (what ``ragtune ci`` summarises) and onto the pipeline's run.
 """
 
@@ -18,6 +19,7 @@ def main() -> None:
     from components import tracking
     from components.catalog import artifacts
     from components.catalog.artifacts import BestFile
+    from components.decision.gate import size_guard
     from components.io import read_parquet, write_json
     from components.serving.champion import ChampionUnavailableError, judge
     from components.serving.register import plan_cell, register_adapters, register_cell
@@ -46,8 +48,10 @@ def main() -> None:
     def evaluation():  # read only when there is a champion to compare with
         return read_parquet(c.qa), read_parquet(c.predictions)
 
+    m, gate = cfg.main_metric, cfg.gate
+    refused = size_guard(chosen.cell, m, best.split, gate.margin, best.groups, best.few_groups, gate.allow_few_groups)
     try:
-        verdict = judge(plan, c.base_model, evaluation, cfg.main_metric, cfg.gate, cfg.statistics, cfg.registry)
+        verdict = refused or judge(plan, c.base_model, evaluation, m, gate, cfg.statistics, cfg.registry)
     except (ChampionUnavailableError, ValueError, FileNotFoundError) as exc:
         code = EXIT_TRANSIENT if is_transient_error(exc) else EXIT_FAILED
         raise fail(f"gate: cannot judge {chosen.cell}: {exc}\n@{cfg.registry.alias} stays where it was", code) from exc

@@ -24,12 +24,12 @@ import mlflow
 import pytest
 import yaml
 
-from components.config import GenerationConfig, PromptConfig
+from components.config import PromptConfig
 from components.io import dir_hash
 from components.serving.bundle import make_bundle
 from components.serving.register import register_bundle
 from flows.runguard import pipeline_lock
-from tests.conftest import write_jsonl
+from tests.conftest import PARAMS, like, write_jsonl
 from tests.e2e.servers import mlflow_server
 from tests.tiny_project import (
     build_tiny_project,
@@ -84,7 +84,7 @@ def team(tmp_path_factory, base_model_dir):
                 None,
                 None,
                 useless,
-                GenerationConfig(max_new_tokens=1, batch_size=8),
+                like(PARAMS.evaluation.generation, max_new_tokens=1, min_new_tokens=1),
                 dir_hash(base_model_dir),
             )
             weak = register_bundle(NAME, bundle, base_model_dir, None, alias=ALIAS)

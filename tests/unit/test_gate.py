@@ -14,6 +14,7 @@ import yaml
 
 from components import tracking
 from components.catalog import artifacts
+from components.catalog.artifacts import BestFile
 from components.decision.gate import CHAMPION, NEW, first_champion, non_inferiority, same_bundle
 from components.serving.champion import gate_questions
 from tests.conftest import PARAMS, REPO, best_file, choice, like
@@ -182,3 +183,29 @@ def test_a_tie_serves_the_cheaper_recommended_cell_not_the_best_mean(project):
     assert again["passed"] and again["reason"] == "same"
     after = tracking.alias_version(PARAMS.evaluation.registry.name, PARAMS.evaluation.registry.alias)
     assert after.version == champion.version
+
+
+def test_a_recommendation_on_too_few_question_groups_is_refused_unless_allowed(project, capsys):
+    import typer
+
+    from flows.stages import register
+
+    few = artifacts.read(BestFile, project / "data/metrics/best.json").model_copy(
+        update={"few_groups": True, "groups": 3}
+    )
+    artifacts.write(few, project / "data/metrics/best.json")
+    with pytest.raises(typer.Exit) as refused:
+        register.main()
+    assert refused.value.exit_code == 1
+    gate = json.loads((project / "data/metrics/gate.json").read_text())
+    assert not gate["passed"] and gate["reason"] == "few-groups" and gate["groups"] == 3
+    assert "only 3 independent dev question groups" in capsys.readouterr().out
+    assert tracking.alias_version(PARAMS.evaluation.registry.name, PARAMS.evaluation.registry.alias) is None
+
+    evaluation = project / "params" / "evaluation.yaml"
+    values = yaml.safe_load(evaluation.read_text())
+    values["gate"]["allow_few_groups"] = True  # told to proceed: judged (and, the first one, registered)
+    evaluation.write_text(yaml.safe_dump(values, sort_keys=False))
+    register.main()
+    assert json.loads((project / "data/metrics/gate.json").read_text())["reason"] == "first"
+    assert tracking.alias_version(PARAMS.evaluation.registry.name, PARAMS.evaluation.registry.alias) is not None

@@ -180,6 +180,7 @@ def test_new_data_workflow_overrides_are_valid_for_dvc_and_the_params(tmp_path):
     assert sorted(apply_overrides(tmp_path, overrides)) == sorted(overrides)
     p = load_params(tmp_path / "params")
     assert p.evaluation.gate.judge_only and p.evaluation.max_questions == 24
+    assert p.evaluation.gate.allow_few_groups  # 24 questions: fewer groups than statistics.min_groups, said so
     assert p.finetune.adapters[0].max_steps == 10 and p.finetune.adapters[1].max_steps == 5
     with pytest.raises(OverrideError):  # DVC's (Hydra's) grammar: list items by index, not [0]
         apply_overrides(tmp_path, ["params/finetune.yaml:adapters[0].max_steps=10"])
