@@ -27,7 +27,7 @@ def server(tmp_path, monkeypatch):
 
 def test_traces_spans_and_assessments_reach_the_server(server):
     rows = cell_rows(HITS)
-    run_id = log(Cell("base", "vector-k2"), rows)
+    run_id = log(Cell("base", "vector-k2", 0), rows)
     client = mlflow.MlflowClient(tracking_uri=server)
     run = client.get_run(run_id)
     assert run.data.tags["mlflow.runType"] == "genai_evaluate"
