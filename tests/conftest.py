@@ -50,6 +50,29 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(getattr(pytest.mark, tier))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_store_of_the_module():
+    """Give every test module the MLflow store it started with.
+
+    ``mlflow.set_tracking_uri`` (hence ``tracking.setup``) also writes ``MLFLOW_TRACKING_URI`` into
+    ``os.environ``, which outlives the module that set it: the next module's ``tracking.setup``
+    would then register into that earlier store (and a ``mlflow models serve`` started with the
+    next module's own URI would find nothing).
+    """
+    import sys
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(before)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def params():
     from components.config import load_params
