@@ -3,6 +3,7 @@
 On a terminal (stderr is a TTY) a bar redraws in place. In CI logs, under Prefect or DVC, a bar would
 print a line per redraw, so there one log line appears at most every ``every_s`` seconds (done, rate,
 remaining time), plus a closing line with the total: a few lines per minute of work, not thousands.
+Work shorter than ``QUIET_BELOW_S`` logs nothing at all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TextIO
 logger = logging.getLogger(__name__)
 
 LINE_EVERY_S = 10.0  # seconds between rate lines when not on a terminal
+QUIET_BELOW_S = 2.0  # work done faster than this logs no closing line (a latency pass's one-answer calls)
 
 
 class Progress:
@@ -87,6 +89,8 @@ class Progress:
         if not self.enabled:
             return
         elapsed = self.clock() - self.start
+        if elapsed < QUIET_BELOW_S:
+            return
         logger.info(
             "%s: %s %s in %.1f s (%.2f %s/s)",
             self.desc,

@@ -165,7 +165,9 @@ def train_adapter(
     """
     if not examples:
         raise ValueError(f"adapter {cfg.name!r}: no training examples")
-    ensure_ray(ray_cfg, cluster_address)
+    # the state API on: Ray Train's placement-group cleaner polls it, and without it logs
+    # "Failed to query Ray Train Controller actor state" every few seconds of the fit
+    ensure_ray(ray_cfg, cluster_address, state_api=True)
     steps = plan_steps(len(examples), cfg, ray_cfg.num_workers)
     run_name = f"{cfg.name}-{fingerprint(examples, cfg, ray_cfg, base_dir, eval_examples or [])}"
     logger.info(

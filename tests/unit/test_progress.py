@@ -65,3 +65,16 @@ def test_disabled_progress_says_nothing(caplog):
         clock.now = 100.0
         progress.update(3)
     assert _lines(caplog) == []
+
+
+def test_work_shorter_than_the_quiet_threshold_logs_nothing(caplog):
+    """A latency pass answers one question at a time: a closing line per answer would flood the log."""
+    caplog.set_level(logging.INFO, logger="components.progress")
+    clock, stream = FakeClock(), io.StringIO()
+    with Progress(1, "generate", "answers", stream=stream, clock=clock) as progress:
+        clock.now += 0.5
+        progress.update(1)
+    with Progress(4, "generate", "answers", stream=stream, clock=clock) as progress:
+        clock.now += 3.0
+        progress.update(4)
+    assert _lines(caplog) == ["generate: 4 answers in 3.0 s (1.33 answers/s)"]
