@@ -97,6 +97,18 @@ def embedder(params):
     return Embedder(params.retrieval.embedders["minilm"])
 
 
+def params_project(root: Path, monkeypatch) -> Path:
+    """``root`` as the working directory of a project with the shipped params and dvc.yaml, on its own
+    sqlite MLflow store (no server); returns ``root``."""
+    import shutil
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(root)
+    shutil.copytree(REPO / "params", root / "params")
+    shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
+    return root
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -1,7 +1,5 @@
 """select and compare through the CLI on a constructed grid, with a real sqlite MLflow store."""
 
-import shutil
-
 import mlflow
 import pandas as pd
 import pytest
@@ -19,7 +17,7 @@ from components.catalog.artifacts import (
     RetrievalFile,
 )
 from flows.cli import app
-from tests.conftest import REPO
+from tests.conftest import params_project
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCORES = {  # per-question f1 of 12 dev questions: base+vec clearly best; on test it stays ahead
@@ -40,10 +38,7 @@ def _training(**values) -> AdapterTraining:
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(REPO / "params", tmp_path / "params")
-    shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    params_project(tmp_path, monkeypatch)
     tracking.setup(tmp_path, "ragtune")
     parent = tracking.start_parent("pipeline-test", {"evaluation": {"main_metric": "f1"}}, {})
     cells, rows = [], []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import mlflow
 import numpy as np
@@ -17,7 +16,7 @@ from components.catalog import artifacts
 from components.catalog.artifacts import BestFile
 from components.decision.gate import CHAMPION, NEW, first_champion, non_inferiority, same_bundle
 from components.serving.champion import gate_questions
-from tests.conftest import PARAMS, REPO, best_file, choice, like
+from tests.conftest import PARAMS, best_file, choice, like, params_project
 
 STATS = like(PARAMS.evaluation.statistics, resamples=1000, seed=0)
 
@@ -134,10 +133,7 @@ def test_the_gate_never_takes_test_scores_and_asks_for_answers_instead():
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A project whose grid tied an expensive best cell with a cheaper one; a sqlite MLflow store; no model."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(REPO / "params", tmp_path / "params")
-    shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    params_project(tmp_path, monkeypatch)
     finetune = yaml.safe_load((tmp_path / "params" / "finetune.yaml").read_text())
     finetune["adapters"] = finetune["adapters"][:1]
     (tmp_path / "params" / "finetune.yaml").write_text(yaml.safe_dump(finetune, sort_keys=False))
