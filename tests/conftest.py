@@ -115,6 +115,34 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def code_examples(base_model_dir: Path, n: int, name: str):
+    """Training examples for ``n`` closed-book questions ("Code i?" -> "Ci"), one per step (no
+    accumulation, a checkpoint every 2 steps), and the adapter config that made them."""
+    import pandas as pd
+
+    from components.config import QASource
+    from components.llm.models import load_tokenizer
+    from components.training.examples import TrainingInputs, build_examples
+
+    qa = pd.DataFrame(
+        {"question": [f"Code {i}?" for i in range(n)], "answers": [[f"C{i}"] for i in range(n)], "split": "train"}
+    )
+    cfg = like(
+        PARAMS.finetune.adapters[0],
+        name=name,
+        batch_size=1,
+        grad_accum=1,
+        max_length=64,
+        learning_rate=1e-3,
+        epochs=1,
+        max_steps=None,
+        data=[QASource(source="qa", weight=1.0)],
+        checkpoint_every=2,
+    )
+    inputs = TrainingInputs(documents=pd.DataFrame({"text": []}), qa=qa)
+    return build_examples(inputs, load_tokenizer(base_model_dir), cfg, PARAMS.evaluation.prompts), cfg
+
+
 def demo_slice(raw: Path, n_docs: int, n_questions: int) -> Path:
     """The first documents of the bundled demo set and the questions about them, as a raw folder."""
     demo = REPO / "data" / "demo"

@@ -6,14 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from components.config import QASource
-from components.llm.models import load_tokenizer
-from components.training.examples import TrainingInputs, build_examples
 from components.training.trainer import plan_steps, train_adapter
-from tests.conftest import PARAMS, REPO, like
+from tests.conftest import PARAMS, REPO, code_examples, like
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +21,8 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def tiny(base_model_dir, params):
-    tokenizer = load_tokenizer(base_model_dir)
-    qa = pd.DataFrame(
-        {"question": [f"Code {i}?" for i in range(8)], "answers": [[f"C{i}"] for i in range(8)], "split": "train"}
-    )
-    cfg = like(
-        PARAMS.finetune.adapters[0],
-        name="tiny",
-        batch_size=1,
-        grad_accum=1,
-        max_length=64,
-        learning_rate=1e-3,
-        epochs=1,
-        max_steps=None,
-        data=[QASource(source="qa", weight=1.0)],
-        checkpoint_every=2,
-    )
-    inputs = TrainingInputs(documents=pd.DataFrame({"text": []}), qa=qa)
-    return build_examples(inputs, tokenizer, cfg, params.evaluation.prompts), cfg
+def tiny(base_model_dir):
+    return code_examples(base_model_dir, 8, "tiny")
 
 
 def test_a_stopped_run_resumes_to_the_planned_total(tiny, base_model_dir, tmp_path, ray_session):

@@ -19,11 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.config import QASource
 from components.llm.models import load_tokenizer
 from components.storage import STORAGE_ENV, ObjectStore
-from components.training.examples import TrainingInputs, build_examples
-from tests.conftest import PARAMS, REPO, like
+from tests.conftest import PARAMS, REPO, code_examples, like
 from tests.e2e.servers import ray_node_with_private_tmp, s3_server
 
 BUCKET = "ragtune-test"
@@ -56,27 +54,6 @@ def isolated_ray(tmp_path_factory, monkeypatch):
         ray.shutdown()
 
 
-def _tiny_examples(base_model_dir: Path):
-    tokenizer = load_tokenizer(base_model_dir)
-    qa = pd.DataFrame(
-        {"question": [f"Code {i}?" for i in range(4)], "answers": [[f"C{i}"] for i in range(4)], "split": "train"}
-    )
-    cfg = like(
-        PARAMS.finetune.adapters[0],
-        name="s3",
-        batch_size=1,
-        grad_accum=1,
-        max_length=64,
-        learning_rate=1e-3,
-        epochs=1,
-        max_steps=None,
-        data=[QASource(source="qa", weight=1.0)],
-        checkpoint_every=2,
-    )
-    inputs = TrainingInputs(documents=pd.DataFrame({"text": []}), qa=qa)
-    return build_examples(inputs, tokenizer, cfg, PARAMS.evaluation.prompts), cfg
-
-
 def _keys(store: ObjectStore, under: str) -> list[str]:
     from pyarrow import fs
 
@@ -94,7 +71,7 @@ def test_an_adapter_trains_through_object_storage_and_answers(s3, isolated_ray, 
 
     caplog.set_level(logging.INFO, logger="components.progress")
     store = ObjectStore.from_env({**s3, STORAGE_ENV: f"s3://{BUCKET}/team-a"})
-    examples, cfg = _tiny_examples(base_model_dir)
+    examples, cfg = code_examples(base_model_dir, 4, "s3")
     ray_cfg = like(PARAMS.finetune.ray, num_workers=1, cpus_per_worker=1, max_failures=0)
     local_storage = tmp_path / "ray"
     metrics = train_adapter(

@@ -7,8 +7,8 @@ import ast
 import pytest
 
 from components.catalog import Catalog, artifacts, table_name
-from components.catalog.artifacts import BestFile, Choice, Confirmation, FinetuneFile
-from tests.conftest import PARAMS, REPO, like
+from components.catalog.artifacts import BestFile, FinetuneFile
+from tests.conftest import PARAMS, REPO, best_file, choice, like
 
 
 def test_every_path_follows_the_folders_params_give(tmp_path):
@@ -21,28 +21,8 @@ def test_every_path_follows_the_folders_params_give(tmp_path):
     assert table_name("para-400", "minilm") == "chunks__para_400__minilm"
 
 
-def _choice(**changes) -> Choice:
-    values = dict(cell="a+b", model="a", retriever="b", run_id="r", mean=0.5, ci_low=0.4, ci_high=0.6)
-    return Choice(**values, shots=0, cost_per_1k_amortised=0.01, **changes)
-
-
 def test_an_artifact_round_trips_and_a_bad_file_is_named_with_its_field(tmp_path):
-    confirmation = Confirmation(outcome="confirmed", mean=0.5, ci_low=0.4, ci_high=0.6, verdict="best", text="ok")
-    best = BestFile(
-        main_metric="f1",
-        split="dev",
-        questions=9,
-        groups=9,
-        parent_run_id="p",
-        best=_choice(),
-        recommended=_choice(),
-        ranking=[_choice()],
-        tied=["a+b"],
-        few_groups=True,
-        max_new_tokens=8,
-        few_shot_examples=[],
-        confirmation=confirmation,
-    )
+    best = best_file(choice("a+b"), questions=9, groups=9, few_groups=True, max_new_tokens=8)
     artifacts.write(best, tmp_path / "best.json")
     assert artifacts.read(BestFile, tmp_path / "best.json") == best
     (tmp_path / "old.json").write_text('{"cell": "a+b", "f1": 0.5}')
