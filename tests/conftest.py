@@ -109,6 +109,15 @@ def params_project(root: Path, monkeypatch) -> Path:
     return root
 
 
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (bound, then closed again)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import free_port
 from tests.e2e.browser import Page, browser
-from tests.e2e.servers import free_port, spawn, stop, wait_http
+from tests.e2e.servers import spawn, stop, wait_http
 from tests.tiny_project import project_env, ragtune_cmd
 
 # The UI's first-visit panels (assistant, "detect issues" tip), closed as a returning user has them;

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import REPO
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+from tests.conftest import REPO, free_port
 
 
 @pytest.mark.parametrize("command", [["run"], ["trigger"]])
 def test_cli_exits_within_seconds_when_mlflow_is_unreachable(tmp_path, command):
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "PYTHONPATH": str(REPO)}
     env.pop("PREFECT_API_URL", None)
     start = time.monotonic()

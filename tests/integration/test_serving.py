@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from components import tracking
 from components.io import dir_hash
 from components.serving.bundle import make_bundle
 from components.serving.register import register_adapter, register_bundle
-from tests.conftest import demo_slice, like
+from tests.conftest import demo_slice, free_port, like
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +100,6 @@ def test_champion_loads_through_pyfunc_and_answers_with_the_gold_document(champi
         model.predict(pd.DataFrame({"query": [QUESTION]}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict, timeout: float) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -114,7 +107,7 @@ def _post(url: str, body: dict, timeout: float) -> dict:
 
 
 def test_mlflow_models_serve_answers_over_http(champion, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": champion["uri"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -11,12 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from flows.preflight import ServiceRefusedError, ServiceUnreachableError, check_services
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+from tests.conftest import free_port
 
 
 @pytest.mark.parametrize(
@@ -28,7 +22,7 @@ def _closed_port() -> int:
     ],
 )
 def test_closed_port_fails_fast_naming_the_variable_and_url(variable, value):
-    url = value.format(port=_closed_port())
+    url = value.format(port=free_port())  # nothing listens there
     start = time.monotonic()
     with pytest.raises(ServiceUnreachableError) as err:
         check_services({variable: url}, timeout=2.0)
