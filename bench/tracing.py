@@ -1,25 +1,29 @@
 """Benchmark: what the dashboard's GenAI logging adds to the grid, side by side with answering the same questions.
 
-For every cell of params/evaluation.yaml's grid, on the first N questions of the split, with the
-same component calls as `ragtune evaluate`:
+For the grid ``ragtune evaluate`` runs (params/evaluation.yaml: its retrievers chosen the same way,
+its few-shot cells), on the first N questions of a split, with the same component calls:
 
-- answer: ``answer_cell`` with an empty prediction cache (generation and scoring: the grid's work;
-  model loading is left out, which makes the overhead look larger, not smaller);
-- trace: ``components.tracking.genai.log_evaluation`` over those rows (a trace per question with its
-  retriever and LLM spans, the scorers' assessments, the dataset, the means) into a fresh sqlite store;
+- answer: ``evaluate_cells`` for each model variant's cells with an empty prediction cache: the
+  model loaded once, every answer generated in batches and scored, the timed pass
+  (``latency_questions`` answered one at a time): the grid's own work;
+- trace: ``components.tracking.genai.log_evaluation`` over each cell's rows (a trace per question
+  with its retriever and LLM spans, the scores' assessments, the managed dataset as input, the
+  means), into a fresh sqlite store, spans in batches of ``tracing.span_batch``;
 - genai.evaluate: ``mlflow.genai.evaluate`` re-scoring the same stored traces with the same scorers
   (what that call adds on top of traces that already exist: it logs each assessment on its own).
 
-Run it with PYTHONPATH=. from the repository root, after `ragtune run` (it needs data/index and data/models):
+Run it with PYTHONPATH=. from the repository root, after `ragtune run` (it needs its data/ outputs):
 
-    .venv/bin/python bench/tracing.py [--project .] [--max-questions 32]
+    .venv/bin/python bench/tracing.py [--project .] [--max-questions 32] [--split dev]
 
-Prints a table and writes bench/results/tracing.json.
+Prints a table (one row per cell; a model variant's answering time is shared by its cells in
+proportion to their questions) and writes bench/results/tracing.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import lancedb
 import mlflow
 import pandas as pd
 import torch
@@ -36,14 +39,9 @@ import torch
 from components import tracking
 from components.catalog import Catalog
 from components.config import load_params
-from components.evaluation.answer import answer_cell
-from components.evaluation.grid import grid, grid_retrievers, select_questions
-from components.evaluation.metrics import load_metric
-from components.evaluation.run import ANSWER_METRICS, retrieve
+from components.evaluation.prepare import prepare_grid
+from components.evaluation.run import evaluate_cells, retrieve
 from components.evaluation.scores import scored
-from components.llm.models import load_model, load_tokenizer
-from components.llm.prediction_cache import PredictionCache
-from components.retrieval.open import Embedders, open_retrievers, run_params_of
 from components.tracking import genai, scorers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,59 +60,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--max-questions", type=int, default=32)
+    parser.add_argument("--split", default="dev", help="the split whose questions every cell answers")
     args = parser.parse_args()
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # a fresh local store, whatever server the shell points at
     root = args.project.resolve()
     params = load_params(root / "params")
     catalog, cfg = Catalog(root, params.data.paths), params.evaluation
-    questions = select_questions(pd.read_parquet(catalog.qa), cfg.split, args.max_questions)
-    in_grid = [params.retrieval.retriever(n) for n in grid_retrievers(cfg.grid_retrievers, params.retrieval.retrievers)]
-    opened = open_retrievers(in_grid, lancedb.connect(str(catalog.index)), Embedders(params.retrieval.embedders))
-    retrieved = retrieve(opened, questions, run_params_of(opened, params.retrieval, params.data.chunkers))
-    metrics = {name: load_metric(name) for name in ANSWER_METRICS}
-    tokenizer = load_tokenizer(catalog.base_model)
-    dataset = genai.split_dataset(questions, cfg.split, str(catalog.qa))
-    rows_out, loaded = [], None
+    g = prepare_grid(params, catalog, None)
+    questions = g.splits[args.split].head(args.max_questions)
+    found = retrieve({n: r for n, r in g.retrievers.items() if n in {c.retriever for c in g.cells}}, questions,
+                     g.run_params)  # fmt: skip
+    rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
+        one = g.setup.parallel.model_copy(update={"workers": 1})  # in this process
+        setup = dataclasses.replace(g.setup, cache_dir=Path(tmp) / "cache", parallel=one, store=None)  # empty cache
         experiment_id = tracking.setup(Path(tmp), "bench-tracing")  # a fresh sqlite store, created untimed
         parent = tracking.start_parent("bench", {}, {})
-        for cell in grid([a.name for a in params.finetune.adapters], list(retrieved)):
-            if loaded is None or loaded[0] != cell.model:
-                adapter = None if cell.model == "base" else catalog.adapter(cell.model)
-                loaded = (cell.model, load_model(catalog.base_model, adapter))
-            hits = retrieved.get(cell.retriever)
-            cache = PredictionCache(Path(tmp) / "cache", {"cell": cell.name})
+        dataset = genai.split_dataset(questions, args.split, experiment_id, str(catalog.qa))
+        for model in dict.fromkeys(c.model for c in g.cells):
+            cells = [c for c in g.cells if c.model == model]
             t0 = time.perf_counter()
-            rows = answer_cell(
-                loaded[1],
-                tokenizer,
-                questions,
-                hits.hits if hits else None,
-                cfg.prompts,
-                cfg.generation,
-                metrics,
-                top_k=hits.top_k if hits else None,
-                cache=cache,
-            )
-            answer_s = time.perf_counter() - t0
-            if hits:
-                rows["retrieval_latency_s"] = hits.latencies_s
-            run_id = tracking.log_cell(parent, cell.name, {}, {}, rows, {})
-            t1 = time.perf_counter()
-            genai.log_evaluation(run_id, rows, cell, dataset, scored(rows.columns))
-            trace_s = time.perf_counter() - t1
-            evaluate_s = rescore_with_mlflow(run_id, experiment_id, scored(rows.columns))
-            rows_out.append(
-                {
-                    "cell": cell.name,
-                    "questions": len(rows),
-                    "answer_s": round(answer_s, 2),
-                    "trace_s": round(trace_s, 2),
-                    "trace_pct": round(100 * trace_s / answer_s, 1),
-                    "genai_evaluate_s": round(evaluate_s, 2),
-                }
-            )
+            results = list(evaluate_cells(cells, questions, found, setup, args.split))
+            answer_s = (time.perf_counter() - t0) / len(results)  # shared by the model variant's cells
+            for result in results:
+                run_id = tracking.log_cell(parent, result.cell.name, {}, {}, result.rows, {})
+                scores = scored(result.rows.columns)
+                t1 = time.perf_counter()
+                genai.log_evaluation(run_id, result.rows, result.cell, dataset, scores, cfg.tracing.span_batch)
+                trace_s = time.perf_counter() - t1
+                rows_out.append(
+                    {
+                        "cell": result.cell.name,
+                        "questions": len(result.rows),
+                        "answer_s": round(answer_s, 2),
+                        "trace_s": round(trace_s, 2),
+                        "trace_pct": round(100 * trace_s / answer_s, 1),
+                        "genai_evaluate_s": round(rescore_with_mlflow(run_id, experiment_id, scores), 2),
+                    }
+                )
     table = pd.DataFrame(rows_out)
     total = {k: float(table[k].sum()) for k in ("answer_s", "trace_s", "genai_evaluate_s")}
     print(table.to_string(index=False))
@@ -128,9 +112,12 @@ def main() -> None:
     meta = {
         "machine": platform.machine(),
         "cpus": torch.get_num_threads(),
+        "load_average": os.getloadavg(),
         "mlflow": mlflow.__version__,
-        "max_new_tokens": cfg.generation.max_new_tokens,
+        "split": args.split,
+        "max_new_tokens": setup.generation.max_new_tokens,
         "batch_size": cfg.generation.batch_size,
+        "span_batch": cfg.tracing.span_batch,
         "totals_s": {k: round(v, 2) for k, v in total.items()},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

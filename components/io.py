@@ -20,13 +20,19 @@ import pandas as pd
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs. A zombie does not: a killed writer whose parent died too stays
+    one wherever PID 1 does not reap orphans (a container's init), and would keep its temporaries forever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS), or it ended just now: trust the signal
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # the state field follows the command name
 
 
 def remove_stale_temps(path: Path | str) -> list[Path]:
@@ -111,6 +117,25 @@ def read_json(path: Path | str) -> Any:
 def write_text(text: str, path: Path | str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def replace_section(path: Path | str, name: str, body: str) -> None:
+    """Put ``body`` between the markers ``<!-- name -->`` and ``<!-- /name -->`` of a text file.
+
+    Generated figures in the docs (benchmarks, reports, the mutation table) live between such
+    markers; the rest of the file is left as it is.
+
+    Raises:
+        SystemExit: the file lacks either marker (naming the file and the markers).
+    """
+    path = Path(path)
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} has no {start} ... {end} section")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    write_text(f"{before}{start}{body}{end}{after}", path)
 
 
 def dir_hash(path: Path) -> str:

@@ -8,6 +8,9 @@ AWS variables by the CLI layer), no node needs the driver's disk:
   pyarrow ``S3FileSystem``); the driver reads the result checkpoint back from there.
 - The driver uploads the base model once per content hash to ``<prefix>/models/<name>-<hash>``;
   every worker downloads it into a node-local cache (:meth:`StoredDir.local`) before loading it.
+  The content hash of a folder is computed once per content on a machine (:func:`folder_digest`).
+- A training run's learning-curve snapshots go to ``<run>/snapshots/step-<n>`` once each
+  (:func:`put_dir`), not into every checkpoint.
 
 The filesystem object carries the endpoint and the credentials the driver was given, so the
 workers need no configuration of their own (Ray pickles it to them, as it does ``storage_filesystem``).
@@ -15,6 +18,8 @@ workers need no configuration of their own (Ray pickles it to them, as it does `
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -127,16 +132,95 @@ class StoredDir:
         return target
 
 
+def on_this_node(folder: StoredDir) -> Path:
+    """The folder on this node (fetched if it lives in the store).
+
+    Raises:
+        FileNotFoundError: a driver's path this node cannot see, naming it and what to set.
+    """
+    local = folder.local()
+    if not local.is_dir():
+        raise FileNotFoundError(
+            f"{local}: not on this node; on a cluster without a shared disk set {STORAGE_ENV} so the models "
+            "travel through object storage (docs/scale-out.md)"
+        )
+    return local
+
+
+def _signature(folder: Path) -> list:
+    """Each file's name, size, modification and change times and inode: what a rewrite changes (the change
+    time cannot be set back, so a file rewritten with its old size and mtime still changes it)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return [
+        [f.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        for f, st in ((f, f.stat()) for f in files)
+    ]
+
+
+def folder_digest(folder: Path, memo_dir: Path | None = None) -> str:
+    """:func:`components.io.dir_hash` of ``folder``, computed once per content on this machine.
+
+    The hash of a 15-140 GB base model takes minutes, and every stage that publishes it asks
+    again: the digest is kept in ``memo_dir`` (default ``$TMPDIR/ragtune-cache/digests``) with the
+    folder's :func:`_signature`, and reused only while the signature is unchanged.
+    """
+    from components.io import dir_hash
+
+    folder = folder.resolve()
+    memo_dir = memo_dir or Path(tempfile.gettempdir()) / "ragtune-cache" / "digests"
+    memo = memo_dir / f"{hashlib.sha256(str(folder).encode()).hexdigest()[:32]}.json"
+    signature = _signature(folder)
+    if memo.is_file():
+        saved = json.loads(memo.read_text(encoding="utf-8"))
+        if saved.get("signature") == signature:
+            return saved["digest"]
+    digest = dir_hash(folder)
+    memo_dir.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps({"folder": str(folder), "signature": signature, "digest": digest}), encoding="utf-8")
+    os.replace(tmp, memo)
+    return digest
+
+
+def put_dir(local: Path, target: StoredDir) -> None:
+    """Copy the folder ``local`` to ``target`` (a local path, or a path in a store's filesystem)."""
+    from pyarrow import fs
+
+    dest = target.filesystem or fs.LocalFileSystem()
+    if target.filesystem is None:
+        Path(target.path).mkdir(parents=True, exist_ok=True)
+    fs.copy_files(
+        str(local.resolve()), target.path, source_filesystem=fs.LocalFileSystem(), destination_filesystem=dest
+    )
+
+
+def get_dir(source: StoredDir, local: Path) -> None:
+    """Copy the folder ``source`` (local, or in a store) to ``local``."""
+    from pyarrow import fs
+
+    local.mkdir(parents=True, exist_ok=True)
+    fs.copy_files(
+        source.path,
+        str(local.resolve()),
+        source_filesystem=source.filesystem or fs.LocalFileSystem(),
+        destination_filesystem=fs.LocalFileSystem(),
+    )
+
+
+def run_dir(storage_dir: Path, store: ObjectStore | None, run_name: str) -> StoredDir:
+    """A Ray Train run's folder, where :func:`ray_storage` puts it: ``storage_dir/<run>`` or ``<prefix>/ray/<run>``."""
+    path, filesystem = ray_storage(storage_dir, store)
+    return StoredDir(f"{path}/{run_name}", "", filesystem)
+
+
 def publish_dir(local: Path, store: ObjectStore | None, name: str) -> StoredDir:
     """Make ``local`` reachable from every node: itself without a store, else an upload under
     ``models/<name>-<hash>`` done once per content hash (skipped when that folder is complete)."""
     from pyarrow import fs
 
-    from components.io import dir_hash
-
     if store is None:
         return StoredDir(str(local.resolve()), digest="")  # read in place: no hash needed
-    digest = dir_hash(local)
+    digest = folder_digest(local)
     filesystem = store.filesystem()
     dest = store.key("models", f"{name}-{digest[:16]}")
     if filesystem.get_file_info(f"{dest}/{COMPLETE}").type == fs.FileType.NotFound:
@@ -149,8 +233,9 @@ def publish_dir(local: Path, store: ObjectStore | None, name: str) -> StoredDir:
     return StoredDir(dest, digest, filesystem)
 
 
-def ray_storage(local: Path, store: ObjectStore | None) -> tuple[str, Any]:
-    """Ray Train's ``storage_path`` and ``storage_filesystem``: ``local`` alone, or ``<prefix>/ray`` in the store."""
+def ray_storage(local: Path, store: ObjectStore | None, under: str = "ray") -> tuple[str, Any]:
+    """Ray Train's (or Tune's) ``storage_path`` and ``storage_filesystem``: ``local`` alone, or ``<prefix>/<under>``
+    in the store."""
     if store is None:
         return str(local.resolve()), None
-    return store.key("ray"), store.filesystem()
+    return store.key(under), store.filesystem()

@@ -1,4 +1,9 @@
-"""``ragtune ci``'s parts: the CI profile's params overrides and the markdown summary of the run.
+"""``ragtune ci``'s parts: whether the run may register, the CI profile's overrides, the markdown summary.
+
+Whether a CI run may move ``@champion`` is decided here, from the event and the profile, never by
+a value the workflow file passes (a branch can edit its workflow): a pull request, or any run whose
+params differ from the team's committed ones (a ``-S`` CI profile), is judge-only
+(:func:`judge_only_reason`); the command then writes ``gate.judge_only: true`` after the overrides.
 
 The overrides use DVC's own code for ``dvc exp run -S`` (Hydra's override grammar: list items by
 index, ``adapters.0.max_steps=10``), so a value CI accepts is one DVC accepts, and an invalid one
@@ -12,6 +17,25 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from components.redact import redact
+
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target", "merge_group")  # GITHUB_EVENT_NAME of a branch's run
+JUDGE_ONLY = "params/evaluation.yaml:gate.judge_only=true"
+
+
+def judge_only_reason(event: str | None, overrides: list[str]) -> str | None:
+    """Why a CI run must not register (None: it may): a pull request's event, or a CI profile.
+
+    Args:
+        event: the CI event (GitHub's ``GITHUB_EVENT_NAME``), None outside GitHub Actions.
+        overrides: the ``-S`` overrides of the run; any at all make it a profile, not the team's params.
+    """
+    if event in PULL_REQUEST_EVENTS:
+        return f"a {event} run: a branch never moves @champion"
+    if overrides:
+        return "a CI profile (-S overrides): only the team's committed params register"
+    return None
 
 
 class OverrideError(ValueError):
@@ -47,6 +71,7 @@ class CiRun:
 
     started: float = field(default_factory=time.time)
     overrides: list[str] = field(default_factory=list)
+    judge_only: str | None = None  # why the run may not register (None: it may)
     stages_run: list[str] = field(default_factory=list)
     stages_skipped: list[str] = field(default_factory=list)
     failure: str | None = None
@@ -65,6 +90,8 @@ def summary(run: CiRun, gate: Path, registry: Path, leaderboard: Path, data_vers
     lines = [f"## ragtune CI: {outcome}", "", f"- data: `{data_version}`"]
     if run.overrides:
         lines.append("- CI profile: " + ", ".join(f"`{o}`" for o in run.overrides))
+    if run.judge_only:
+        lines.append(f"- judge only: {run.judge_only}")
     if run.stages_run or run.stages_skipped:
         lines.append(
             f"- stages run: {', '.join(run.stages_run) or 'none'}; skipped: {', '.join(run.stages_skipped) or 'none'}"
@@ -87,4 +114,4 @@ def summary(run: CiRun, gate: Path, registry: Path, leaderboard: Path, data_vers
     if _fresh(leaderboard, run.started) or (leaderboard.is_file() and run.exit_code == 0):
         board = leaderboard.read_text(encoding="utf-8")
         lines += ["", "<details><summary>Leaderboard</summary>", "", board, "", "</details>"]
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")

@@ -26,6 +26,7 @@ import yaml
 
 from components.catalog import Catalog
 from components.config import ConfigError, Params, load_params, restrict
+from components.redact import redact
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -38,9 +39,14 @@ def root() -> Path:
     return Path.cwd()
 
 
+def error(message: str, color: str = typer.colors.RED) -> None:
+    """Print ``message`` on stderr (red by default), the credentials of any URL in it redacted."""
+    typer.secho(redact(message), fg=color, err=True)
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    """Print ``message`` in red on stderr; the ``typer.Exit`` to raise."""
-    typer.secho(message, fg=typer.colors.RED, err=True)
+    """Print ``message`` in red on stderr (see :func:`error`); the ``typer.Exit`` to raise."""
+    error(message)
     return typer.Exit(code)
 
 
@@ -109,6 +115,33 @@ def exits_on(*errors: type[BaseException], code: int = EXIT_FAILED, hint: str = 
         raise fail(f"{exc}{hint}", code) from exc
 
 
+@contextlib.contextmanager
+def exits_classified(what: str, accept: Callable[[BaseException], bool], outcome: str = "") -> Iterator[None]:
+    """One red line and the contract's exit code for an error of the block that ``accept`` says is expected.
+
+    The line is ``what: <the error>; outcome`` ("gate: cannot judge X: ...; ragtune-qa@champion stays
+    where it was"). Exit 75 when a rerun may succeed (the network, a 5xx, the alias moved meanwhile),
+    else 1 (a refusal: 401/403, a 404 that is not MLflow's, an unloadable champion). A traceback would
+    bury the one thing to say: what happened to the alias.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if not accept(exc):
+            raise
+        code = EXIT_TRANSIENT if is_transient_error(exc) else EXIT_FAILED
+        raise fail(f"{what}: {one_line(exc)}" + (f"; {outcome}" if outcome else ""), code) from exc
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """The first line of ``exc``'s message (its type when it has none), at most ``limit`` characters."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
 def _transient_one(exc: BaseException) -> bool:
     """One exception, not its causes: a network failure, a 5xx answer, DVC's lock held elsewhere."""
     if isinstance(exc, ConnectionError | TimeoutError):  # refused, reset, timed out (builtin OSErrors)
@@ -154,7 +187,9 @@ def classified(command: Callable[..., None]) -> Callable[..., None]:
             raise
         except Exception as exc:
             if is_transient_error(exc):
-                raise fail(f"transient failure, worth a retry: {type(exc).__name__}: {exc}", EXIT_TRANSIENT) from exc
+                raise fail(
+                    f"transient failure, worth a retry: {type(exc).__name__}: {one_line(exc)}", EXIT_TRANSIENT
+                ) from exc
             raise
 
     return run

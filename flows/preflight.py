@@ -103,8 +103,9 @@ def check_services(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT_S) -
 
     ``MLFLOW_TRACKING_URI`` (http/https) gets an experiment search with the tracking credentials,
     ``PREFECT_API_URL`` ``/health`` and a flow query with the auth string, ``RAY_ADDRESS``
-    (``host:port`` or ``ray://host:port``) a TCP connect; a Ray token without
-    ``RAY_AUTH_MODE=token`` is refused (Ray would not send it).
+    (``host:port``) a TCP connect; a Ray token without ``RAY_AUTH_MODE=token`` is refused (Ray
+    would not send it), and so is a Ray Client address (``ray://``: Ray Train and Tune need a
+    driver on a cluster node or the Jobs API).
 
     Raises:
         ServiceUnreachableError: one of them did not answer within ``timeout`` seconds.
@@ -119,6 +120,11 @@ def check_services(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT_S) -
     ray = env.get("RAY_ADDRESS", "")
     if env.get("RAY_AUTH_TOKEN") and env.get("RAY_AUTH_MODE", "").lower() != "token":
         raise ServiceRefusedError("RAY_AUTH_TOKEN is set without RAY_AUTH_MODE=token: Ray would not send it. Set both.")
+    if ray.startswith("ray://"):
+        raise ServiceRefusedError(
+            f"RAY_ADDRESS={ray}: Ray Client (ray://) does not run Ray Train or Tune reliably; run the pipeline on "
+            "a cluster node (RAY_ADDRESS=auto or host:6379) or submit it with `ray job submit` (docs/scale-out.md)"
+        )
     if ray and ray not in ("auto", "local"):
         _tcp("RAY_ADDRESS", ray, timeout)
         checked.append("RAY_ADDRESS")

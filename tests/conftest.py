@@ -50,6 +50,32 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(getattr(pytest.mark, tier))
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "browser: needs Chromium (tests/e2e/browser.py); RAGTUNE_REQUIRE_BROWSER")
+
+
+def pytest_report_header(config) -> str:
+    """The free disk where the tests write (model copies, checkpoints, stores): a full disk shows as errors."""
+    import shutil
+    import tempfile
+
+    where = tempfile.gettempdir()
+    return f"ragtune: {shutil.disk_usage(where).free / 2**30:.1f} GiB free in {where}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """A test's needs beyond Python, checked before any of its fixtures runs (see :func:`require`): a
+    test marked ``browser`` needs Chromium, one that uses ``isolated_ray`` a mount namespace."""
+    if item.get_closest_marker("browser"):
+        from tests.e2e.browser import find_browser
+
+        missing = None if find_browser() else "no Chromium: apt-get install chromium-headless-shell"
+        require(missing, "RAGTUNE_REQUIRE_BROWSER")
+    if "isolated_ray" in item.fixturenames:
+        require_mount_namespace()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _mlflow_store_of_the_module():
     """Give every test module the MLflow store it started with.
@@ -95,6 +121,67 @@ def embedder(params):
     from components.retrieval.embedding import Embedder
 
     return Embedder(params.retrieval.embedders["minilm"])
+
+
+def require(missing: str | None, env: str) -> None:
+    """Skip the calling test for a requirement this machine lacks (``missing``: why; None when met), or
+    fail it where ``env`` is set: ``.ci/run`` sets each ``RAGTUNE_REQUIRE_*`` so that CI runs every test."""
+    if missing is None:
+        return
+    if os.environ.get(env):
+        pytest.fail(f"{missing} ({env} is set: this run must not skip it)", pytrace=False)
+    pytest.skip(missing)
+
+
+def require_mount_namespace() -> None:
+    """What the isolated Ray node needs: a mount namespace of its own (``unshare``, tests/e2e/private_tmp.py)."""
+    from tests.e2e.private_tmp import MISSING, namespace_prefix
+
+    require(MISSING if namespace_prefix() is None else None, "RAGTUNE_REQUIRE_MOUNT_NS")
+
+
+@pytest.fixture
+def isolated_ray(tmp_path_factory, monkeypatch):
+    """A one-node Ray cluster that cannot see the driver's temporary files (``/tmp``, pytest's base
+    temp), wherever the checkout lives; this driver joins it. Yields its address. Needs a mount
+    namespace (checked by :func:`pytest_runtest_setup`)."""
+    import ray
+
+    from tests.e2e.servers import ray_node_with_private_tmp
+
+    ray.shutdown()  # a local instance another test left
+    # no PYTHONPATH: the project's code reaches the node's workers with each job (components.ray_runtime)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"RAY_USAGE_STATS_ENABLED": "0"}
+    node = tmp_path_factory.mktemp("ray-node")
+    with ray_node_with_private_tmp(node, env, cpus=2, hide=[tmp_path_factory.getbasetemp()]) as driver_env:
+        for name, value in driver_env.items():
+            monkeypatch.setenv(name, value)
+        yield driver_env["RAY_ADDRESS"]
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def mlflow_db(tmp_path_factory) -> Path:
+    """An empty sqlite MLflow store, its tables created once per session (MLflow's migrations take ~8 s).
+
+    A test copies it into its project (:func:`copy_store`) instead of migrating a new one.
+    """
+    import mlflow
+
+    from components.tracking import DEFAULT_DB
+
+    folder = tmp_path_factory.mktemp("mlflow-db")
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / DEFAULT_DB}").search_experiments()
+    assert os.environ.get("MLFLOW_TRACKING_URI") == before  # a client of its own: nothing global changed
+    return folder / DEFAULT_DB
+
+
+def copy_store(template: Path, root: Path) -> None:
+    """``root``'s default MLflow store (``mlruns.db``) as a copy of the migrated empty store ``template``."""
+    import shutil
+
+    shutil.copy2(template, root / template.name)
 
 
 def params_project(root: Path, monkeypatch) -> Path:
@@ -216,7 +303,18 @@ def best_file(recommended=None, best=None, **changes):
 
     recommended = recommended or choice()
     best = best or recommended
-    confirmation = Confirmation(outcome="confirmed", mean=0.5, ci_low=0.4, ci_high=0.6, verdict="best", text="ok")
+    confirmation = Confirmation(
+        choice="confirmed",
+        estimate="reproduced",
+        beaten_by=None,
+        mean=0.5,
+        ci_low=0.4,
+        ci_high=0.6,
+        questions=40,
+        groups=40,
+        references=[],
+        text="ok",
+    )
     values = dict(
         main_metric="f1",
         split="dev",
@@ -228,6 +326,9 @@ def best_file(recommended=None, best=None, **changes):
         ranking=[best, recommended] if best != recommended else [best],
         tied=[best.cell],
         few_groups=False,
+        underpowered=[],
+        under_trained=[],
+        retention={},
         max_new_tokens=16,
         few_shot_examples=[],
         confirmation=confirmation,

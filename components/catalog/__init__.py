@@ -34,6 +34,25 @@ class Catalog:
     def demo(self) -> Path:
         return self._at(self.paths.demo)
 
+    # questions
+    @property
+    def questions(self) -> Path:
+        """The ``questions`` stage's output: generated pairs and the report of their filters."""
+        return self._at(self.paths.questions)
+
+    @property
+    def generated_qa(self) -> Path:
+        return self.questions / "generated.jsonl"
+
+    @property
+    def questions_report(self) -> Path:
+        return self.questions / "report.json"
+
+    @property
+    def question_cache(self) -> Path:
+        """The generator's completions (``components.llm.prediction_cache``): not a DVC output, survives re-runs."""
+        return self._at(self.paths.cache) / "questions"
+
     # ingest
     @property
     def processed(self) -> Path:
@@ -99,8 +118,13 @@ class Catalog:
 
     @property
     def curves_file(self) -> Path:
-        """The adapters' learning curves, scored on dev by ``evaluate``."""
+        """The adapters' learning curves, scored on the tuning slice by ``evaluate``."""
         return self.eval / "curves.json"
+
+    @property
+    def curve_scores(self) -> Path:
+        """The per-question scores behind the learning curves (adapter, step, qa_id, main metric)."""
+        return self.eval / "curve_scores.parquet"
 
     @property
     def prediction_cache(self) -> Path:
@@ -140,6 +164,11 @@ class Catalog:
     def report(self, name: str) -> Path:
         """A file beside the report, named by the report itself (its charts)."""
         return self.reports / name
+
+    @property
+    def probes(self) -> Path:
+        """The out-of-domain probe questions (JSONL) every model answers closed-book."""
+        return self._at(self.paths.probes)
 
     # scratch: work folders of commands that are not stages
     def scratch(self, name: str) -> Path:

@@ -7,8 +7,9 @@ file from an older layout or a hand edit fails with its path and the field named
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 
@@ -68,13 +69,13 @@ class RetrievalFile(Artifact):
 
 
 class EvalPoint(Artifact):
-    """One dev-loss evaluation of a training run (and the snapshot taken there)."""
+    """One tune-loss evaluation of a training run (and the snapshot taken there)."""
 
     step: int
     tokens: int
     train_time_s: float
     compute_s: float
-    dev_loss: float
+    tune_loss: float
 
 
 class AdapterTraining(Artifact):
@@ -83,7 +84,7 @@ class AdapterTraining(Artifact):
     step: int
     planned_steps: int
     loss: float
-    dev_loss: float | None = None  # the last evaluation's; absent when the adapter was never evaluated
+    tune_loss: float | None = None  # the last evaluation's; absent when the adapter was never evaluated
     tokens_per_s: float
     train_time_s: float
     compute_s: float  # the workers' whole time on the run that produced the adapter, over restarts and resumes
@@ -124,14 +125,15 @@ class CellRecord(Artifact):
 
 
 class CellsFile(Artifact):
-    """``cells.json``: the evaluated grid: every cell on dev, the cells dev left standing on test."""
+    """``cells.json``: the evaluated grid: every cell on dev, the test cells on test."""
 
     parent_run_id: str
     experiment_id: str
     questions: dict[str, int]  # split -> questions scored
     max_new_tokens: int  # the answer cap of this run (from the train answers)
     few_shot_examples: list[tuple[str, str]]  # the turns the few-shot cells showed
-    standing: list[str]  # the cells dev left standing (not clearly worse than the best), scored on test
+    standing: list[str]  # the cells dev left standing (not clearly worse than the best)
+    tested: list[str]  # the cells scored on test: the standing ones and the references (evaluation.test_cells)
     cells: list[CellRecord]
 
     def flat(self, split: str) -> list[dict]:
@@ -141,7 +143,7 @@ class CellsFile(Artifact):
 
 
 class CurvesFile(RootModel[dict[str, list[dict[str, float]]]]):
-    """``curves.json``: adapter -> its learning curve (step, tokens, compute_s, dev_loss, main metric on dev)."""
+    """``curves.json``: adapter -> its learning curve (step, tokens, compute_s, tune_loss, main metric on tune)."""
 
 
 class Choice(Artifact):
@@ -158,15 +160,42 @@ class Choice(Artifact):
     cost_per_1k_amortised: float
 
 
-class Confirmation(Artifact):
-    """The test split's word on the dev recommendation."""
+class Reference(Artifact):
+    """A cell test scored beside the recommendation, and its paired difference to it on test."""
 
-    outcome: str  # "confirmed", "not confirmed" or "inconclusive"
+    cell: str
+    family: str
+    mean: float
+    diff: float  # reference minus recommendation, on test
+    diff_low: float  # simultaneous over the references (Bonferroni)
+    diff_high: float
+    beats: bool  # better beyond the margin: the interval above zero and the difference above the margin
+
+
+class Confirmation(Artifact):
+    """The test split's word on the dev recommendation: two rules fixed before test is read, reported apart.
+
+    ``choice``: "confirmed" (no reference cell beats the recommendation on test beyond the margin),
+    "not confirmed" (``beaten_by`` did), "too few test groups" (fewer than ``statistics.min_groups``), or
+    "not scored" (the recommendation did not answer test).
+    ``estimate``: "reproduced" (its test mean lies within its dev interval), "overestimated on dev" (below
+    it: quote the test figure as what to expect), "underestimated on dev" (above), or "not scored".
+    """
+
+    choice: Literal["confirmed", "not confirmed", "too few test groups", "not scored"]
+    estimate: Literal["reproduced", "overestimated on dev", "underestimated on dev", "not scored"]
+    beaten_by: str | None  # the reference cell that beat it by the most; None when none did
     mean: float | None  # the recommended cell's main metric on test
     ci_low: float | None
     ci_high: float | None
-    verdict: str | None  # the recommended cell's verdict among the cells scored on test
+    questions: int  # test questions it answered
+    groups: int  # their independent groups
+    references: list[Reference]
     text: str
+
+    @property
+    def confirmed(self) -> bool:
+        return self.choice == "confirmed"
 
 
 class BestFile(Artifact):
@@ -182,12 +211,48 @@ class BestFile(Artifact):
     ranking: list[Choice]  # every dev cell, best first
     tied: list[str]
     few_groups: bool
+    underpowered: list[str]  # cells dev cannot tell apart from the best (their intervals exceed the margin)
+    under_trained: list[str]  # adapters whose cells are "not ruled out (under-trained)"
+    retention: dict[str, float]  # model -> its retention of what the base model answers on out-of-domain probes
     max_new_tokens: int  # the answer cap the cells were scored with
     few_shot_examples: list[tuple[str, str]]  # the recommended cell's few-shot turns ([] when it has none)
     confirmation: Confirmation
 
 
 A = TypeVar("A", bound=BaseModel)
+
+
+class FilterStep(Artifact):
+    """One step of question generation: how many candidates it kept and dropped, a few of those it dropped."""
+
+    step: str
+    kept: int
+    dropped: int
+    examples: list[str]
+
+
+class QuestionsFile(Artifact):
+    """``report.json`` of ``ragtune questions``: whether it generated, with which model, and each filter's yield."""
+
+    generated: bool
+    reason: str
+    mode: str
+    generator: str | None = None  # the model (``base``: the shipped base model) and its engine
+    engine: str | None = None
+    chunker: str | None = None
+    target: int = 0
+    documents: int = 0  # documents with at least one candidate answer
+    documents_covered: int = 0  # documents with at least one kept question
+    candidates: int = 0  # candidates tried
+    kept: int = 0
+    steps: list[FilterStep] = []
+    completions_generated: int = 0  # generator calls not served by the cache
+    seconds: float = 0.0
+
+
+def json_line(record: dict) -> str:
+    """One JSONL line: keys sorted, UTF-8 as is (the same record always gives the same bytes)."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def write(model: BaseModel, path: Path | str) -> None:

@@ -21,6 +21,7 @@ from components.config.evaluation import (
     GridConfig,
     LearningCurveConfig,
     ParallelConfig,
+    ProbesConfig,
     PromptConfig,
     RegistryConfig,
     StatisticsConfig,
@@ -39,6 +40,7 @@ from components.config.finetune import (
     SweepConfig,
 )
 from components.config.params import PARAM_FILES, Params, load_params
+from components.config.questions import GeneratorConfig, QuestionFilters, QuestionPrompts, QuestionsConfig
 from components.config.retrieval import (
     AVAILABLE_RERANKERS,
     EmbedderConfig,
@@ -67,16 +69,21 @@ __all__ = [
     "FewShotConfig",
     "FinetuneConfig",
     "GateConfig",
+    "GeneratorConfig",
     "GenerationConfig",
     "GridConfig",
     "HeadingChunkerConfig",
     "IndexSettings",
     "LearningCurveConfig",
     "ParallelConfig",
+    "ProbesConfig",
     "ParagraphChunkerConfig",
     "Params",
     "Paths",
     "PromptConfig",
+    "QuestionFilters",
+    "QuestionPrompts",
+    "QuestionsConfig",
     "QASource",
     "RaftSource",
     "RayConfig",

@@ -14,6 +14,7 @@ class Paths(Strict):
 
     raw: str
     demo: str
+    questions: str  # the questions stage's output: generated pairs and their report
     processed: str
     index: str
     models: str
@@ -22,19 +23,23 @@ class Paths(Strict):
     reports: str
     cache: str  # prediction cache: not a DVC output, so it survives re-runs
     scratch: str  # work folders of the drill and the sweep: never read by a pipeline stage
+    probes: str  # out-of-domain probe questions (JSONL): each adapter's retention of what the base model answers
 
 
 class SplitConfig(Strict):
-    """Deterministic split of the questions (never of the documents)."""
+    """Deterministic split of the questions by leakage group (``components/data/split.py``)."""
 
     seed: int
     dev: float = Field(ge=0.0, lt=1.0)
     test: float = Field(gt=0.0, lt=1.0)
+    tune: float = Field(ge=0.0, lt=1.0)  # held out of training: checkpoints, early stopping, curves, retrievers
+    near_duplicate: float = Field(gt=0.0, le=1.01)  # TF-IDF cosine of two questions with a shared answer; >1: off
+    by_document: bool  # questions about one gold document share a split and a bootstrap group
 
     @model_validator(mode="after")
     def _leaves_train(self) -> SplitConfig:
-        if self.dev + self.test >= 1.0:
-            raise ValueError("split.dev + split.test must leave some questions for train")
+        if self.dev + self.test + self.tune >= 1.0:
+            raise ValueError("split.dev + split.test + split.tune must leave some questions for train")
         return self
 
 

@@ -49,19 +49,28 @@ class FewShotConfig(Strict):
 
 
 class GridConfig(Strict):
-    """Which retrievers enter the LLM grid: chosen by their dev retrieval scores, unless pinned."""
+    """Which retrievers enter the LLM grid: chosen by their tune retrieval scores, unless pinned."""
 
-    retrievers: list[str] | None  # a pinned list; null: chosen by `metric` on dev
+    retrievers: list[str] | None  # a pinned list; null: chosen by `metric` on tune
     metric: Literal["hit_rate_at_k", "recall_at_k", "mrr_at_k", "ndcg_at_k"]
-    margin: float = Field(ge=0.0)  # retrievers within this of the best one's dev score enter too
+    margin: float = Field(ge=0.0)  # retrievers within this of the best one's tune score enter too
     max_retrievers: int = Field(gt=0)  # at most this many (best first, then faster): each adds a cell per model
 
 
 class LearningCurveConfig(Strict):
-    """Each adapter's training snapshots scored on dev questions by generation."""
+    """Each adapter's training snapshots scored by generation on the tuning slice (never dev or test)."""
 
-    dev_questions: int = Field(gt=0)  # dev questions each snapshot answers
+    questions: int = Field(gt=0)  # tune-split questions each snapshot answers
     min_gain: float = Field(ge=0.0)  # a last gain above this flags the adapter as still improving
+
+
+class ProbesConfig(Strict):
+    """Out-of-domain probes (``paths.probes``): what fine-tuning costs outside the corpus."""
+
+    enabled: bool  # False: no probe answers, no retention in the report
+    max_questions: int | None = Field(gt=0)  # the first N probes (None: all) the base model answers
+    metric: Literal["exact_match", "f1", "answer_contained", "rouge_l"]  # what "the base model answers it" means
+    max_new_tokens: int = Field(gt=0)  # the probes' own answer cap (the grid's follows the team's answers)
 
 
 class ParallelConfig(Strict):
@@ -69,6 +78,14 @@ class ParallelConfig(Strict):
 
     workers: int = Field(gt=0)  # 1: in this process; more: that many Ray actors (RAY_ADDRESS: on that cluster)
     cpus_per_worker: int = Field(gt=0)  # CPUs (and torch threads) per actor
+    gpus_per_worker: float = Field(ge=0)  # GPUs per actor (a fraction shares one); 0: the actors see no GPU
+    timed_cost: float = Field(gt=0)  # a latency-pass answer (one at a time) costs this many batched answers
+
+
+class TracingConfig(Strict):
+    """How ``ragtune evaluate`` sends each question's trace to MLflow (components/tracking/genai.py)."""
+
+    span_batch: int = Field(gt=0)  # spans per request to the tracking store (MLflow sends them in the background)
 
 
 class CostConfig(Strict):
@@ -95,16 +112,28 @@ class RegistryConfig(Strict):
     name: str = Field(min_length=1)  # registered model of the winning cell
     alias: str = Field(min_length=1)  # alias moved to the winner's version by `ragtune register`
     adapter_prefix: str = Field(min_length=1)  # + adapter name: one registered model per adapter
+    anchor_alias: str = Field(min_length=1)  # the best champion so far (gate.anchor: best-ever)
 
 
 class GateConfig(Strict):
     """The gate in front of the champion alias (``ragtune register``; docs/operations.md, "The gate")."""
 
-    split: Literal["dev"]  # the gate chooses, so it reads dev only: test confirms, it never chooses
+    split: Literal["test", "dev"]  # questions neither the new cell nor the champion was chosen on: test
     margin: float = Field(gt=0.0, lt=1.0)  # largest tolerated drop of the main metric (non-inferiority margin)
     max_questions: int | None = Field(gt=0)  # questions compared (None: the whole split)
     judge_only: bool  # True: the verdict and its exit code only, the registry left alone (CI on pull requests)
-    allow_few_groups: bool  # True: judge a recommendation made on fewer than statistics.min_groups dev groups
+    allow_few_groups: bool  # True: judge on fewer than statistics.min_groups groups (judge-only runs only)
+    allow_unconfirmed: bool  # True: register a recommendation whose choice test did not confirm
+    anchor: Literal["none", "best-ever"]  # best-ever: also non-inferior to the best champion so far
+
+    @model_validator(mode="after")
+    def _few_groups_never_register(self) -> GateConfig:
+        if self.allow_few_groups and not self.judge_only:
+            raise ValueError(
+                "gate.allow_few_groups: true registers a cell judged on too few question groups: "
+                "set it only with gate.judge_only: true (a registering run uses the team's full params)"
+            )
+        return self
 
 
 class DrillConfig(Strict):
@@ -121,6 +150,7 @@ class DrillConfig(Strict):
 class EvaluationConfig(Strict):
     experiment: str
     max_questions: int | None = Field(gt=0)  # per split (dev chooses, test confirms); null: all
+    test_cells: Literal["standing", "families", "all"]  # which cells answer test (components/evaluation/protocol.py)
     main_metric: Literal["exact_match", "f1", "rouge_l", "answer_contained", "semantic_similarity"]
     grid: GridConfig
     generation: GenerationConfig
@@ -130,7 +160,9 @@ class EvaluationConfig(Strict):
     latency_questions: int = Field(gt=0)  # per cell, answered one at a time to time a query end to end
     brevity_gap: float = Field(gt=0.0, le=1.0)  # answer_contained this far above F1: the report warns of wordy answers
     learning_curve: LearningCurveConfig
+    probes: ProbesConfig
     parallel: ParallelConfig
+    tracing: TracingConfig
     answered_threshold: float = Field(gt=0.0, le=1.0)  # main metric at least this: answered (complementarity)
     cost: CostConfig
     statistics: StatisticsConfig

@@ -31,6 +31,8 @@ class RayConfig(Strict):
     cpus_per_worker: int = Field(gt=0)
     use_gpu: bool  # DDP backend follows: nccl on GPU (with bf16 autocast), gloo on CPU
     max_failures: int = Field(ge=0)  # worker-group restarts from the latest checkpoint before the run fails
+    strategy: Literal["ddp", "fsdp"]  # ddp: a whole model per worker; fsdp: the model sharded over the workers
+    gradient_checkpointing: bool  # recompute activations in the backward pass: less memory, more compute
 
 
 class CorpusSource(Strict):
@@ -78,10 +80,10 @@ class AdapterConfig(Strict):
     max_length: int = Field(gt=8)
     batching: Literal["random", "bucketed"]
     checkpoint_every: int | None = Field(gt=0)
-    eval_every: int | None = Field(gt=0)  # dev loss, a learning-curve snapshot, best-checkpoint choice; null: none
-    dev_questions: int = Field(gt=0)  # dev questions in that held-out loss
+    eval_every: int | None = Field(gt=0)  # tune loss, a learning-curve snapshot, best-checkpoint choice; null: none
+    tune_questions: int = Field(gt=0)  # tune-split questions in that held-out loss
     patience: int | None = Field(gt=0)  # evaluations without improvement before stopping early; null: never
-    min_delta: float = Field(ge=0.0)  # a dev-loss improvement smaller than this does not count
+    min_delta: float = Field(ge=0.0)  # a tune-loss improvement smaller than this does not count
     seed: int
     data: list[AnySource] = Field(min_length=1)
 
@@ -127,7 +129,7 @@ INTEGER_HYPERPARAMETERS = ("r", "alpha")
 
 
 class SweepConfig(Strict):
-    """`ragtune sweep`: Ray Tune trials of one adapter's config, stopped early by ASHA on dev loss."""
+    """`ragtune sweep`: Ray Tune trials of one adapter's config, stopped early by ASHA on tune loss."""
 
     adapter: str  # the adapter config every trial starts from (its data, batch size, length)
     num_samples: int = Field(gt=0)  # trials sampled from ``space``
@@ -135,7 +137,7 @@ class SweepConfig(Strict):
     grace_period: int = Field(gt=0)  # steps every trial runs before ASHA may stop it
     reduction_factor: int = Field(ge=2)  # ASHA keeps the best 1/reduction_factor at each rung
     eval_every: int = Field(gt=0)  # held-out loss every this many steps: what ASHA compares
-    dev_questions: int = Field(gt=0)  # dev-split questions in the held-out loss
+    tune_questions: int = Field(gt=0)  # tune-split questions in the held-out loss
     max_concurrent: int = Field(gt=0)  # trials at once; each takes ray.num_workers workers
     seed: int  # seeds the sampling of the search space
     space: dict[Literal["r", "alpha", "dropout", "learning_rate"], SearchDim] = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""All of ``params/`` as one validated object, loaded from the four YAML files.
+"""All of ``params/`` as one validated object, loaded from the five YAML files.
 
 A bad value fails at load time with the file and the dotted key named, never as a ``KeyError``
 deep inside a run. The only reader of ``params/*.yaml`` is :func:`load_params`.
@@ -15,9 +15,10 @@ from components.config.base import ConfigError, Strict
 from components.config.data import DataConfig
 from components.config.evaluation import EvaluationConfig
 from components.config.finetune import FinetuneConfig, RaftSource
+from components.config.questions import QuestionsConfig
 from components.config.retrieval import RetrievalConfig
 
-PARAM_FILES = ("data", "retrieval", "finetune", "evaluation")
+PARAM_FILES = ("data", "retrieval", "finetune", "evaluation", "questions")
 
 
 class Params(Strict):
@@ -27,6 +28,7 @@ class Params(Strict):
     retrieval: RetrievalConfig
     finetune: FinetuneConfig
     evaluation: EvaluationConfig
+    questions: QuestionsConfig
 
     @model_validator(mode="after")
     def _grid_references_exist(self) -> Params:
@@ -66,6 +68,8 @@ class Params(Strict):
         for r in self.retrieval.retrievers:
             if r.chunker not in self.data.chunkers:
                 raise ValueError(f"retriever {r.name!r} names unknown chunker {r.chunker!r}")
+        if self.questions.chunker not in self.data.chunkers:
+            raise ValueError(f"questions.chunker names unknown chunker {self.questions.chunker!r}")
         return self
 
 

@@ -75,13 +75,14 @@ class RayEmbeddingConfig(Strict):
     min_chunks: int = Field(gt=0)  # at least this many new chunks: Ray Data (or whenever RAY_ADDRESS is set)
     num_actors: int = Field(gt=0)  # embedding actors, each loads the model once
     batch_size: int = Field(gt=0)  # chunks per Ray Data batch
+    gpus_per_actor: float = Field(ge=0)  # GPUs per embedding actor, each sees only its own; 0: CPU
 
 
 class RetrievalConfig(Strict):
     embedders: dict[str, EmbedderConfig] = Field(min_length=1)
     index: IndexSettings
     ray_embedding: RayEmbeddingConfig
-    eval_splits: list[Literal["dev", "test"]] = Field(min_length=1)  # splits scored by `ragtune retrieval-eval`
+    eval_splits: list[Literal["tune", "dev", "test"]] = Field(min_length=1)  # splits scored by `ragtune retrieval-eval`
     retriever_defaults: dict[str, Any]  # shared by every retriever; each entry of `retrievers` gives its delta
     retrievers: list[RetrieverConfig] = Field(min_length=1)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
 import unicodedata
@@ -31,6 +30,7 @@ import pandas as pd
 
 from components.config import SplitConfig
 from components.data.errors import DataValidationError, InputError
+from components.data.files import link_problem, read_source, scan_documents
 from components.data.readers import DOC_READERS, QA_READERS, SourceFile, read_qa
 from components.data.split import SPLITS, leakage_groups, split_questions
 
@@ -38,7 +38,9 @@ __all__ = ["DataValidationError", "InputError", "IngestResult", "ingest", "inges
 
 logger = logging.getLogger(__name__)
 
-DOC_SUFFIXES = frozenset(DOC_READERS)
+
+QA_COLUMNS = ["qa_id", "question", "answers", "doc_ids", "group", "origin", "chunk_id"]
+TEAM_ORIGINS = {"": "team", "generated": "reviewed"}  # in the team's QA file: a generated question came back reviewed
 QA_FILES = tuple(f"qa{suffix}" for suffix in QA_READERS)  # qa.jsonl, qa.csv
 DOCS_DIR = "docs"
 
@@ -46,7 +48,7 @@ DOCS_DIR = "docs"
 @dataclass(frozen=True)
 class IngestResult:
     documents: pd.DataFrame  # doc_id, title, text, format, content_hash
-    qa: pd.DataFrame  # qa_id, question, answers, doc_ids, group, split
+    qa: pd.DataFrame  # qa_id, question, answers, doc_ids, group, origin, chunk_id, split, leakage_group
     report: dict  # flat counts, written to data/metrics/ingest.json
     duplicates: dict[str, str] = field(default_factory=dict)  # dropped doc id -> id of the kept copy
 
@@ -60,85 +62,6 @@ def normalize_text(text: str) -> str:
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-# --- reading files (the I/O edge) ---------------------------------------------------------------
-
-
-def _link_problem(path: Path, root: Path) -> str | None:
-    """Why a symbolic link may not be followed, or None for a link to a file inside ``root``."""
-    target = path.resolve()
-    if not target.is_relative_to(root.resolve()):
-        return f"link to {target}, outside {root}: copy the file in instead"
-    if target.is_dir():
-        return "link to a folder: links to folders are not followed"
-    if not target.exists():
-        return f"broken link to {target}"
-    return None
-
-
-def read_source(
-    path: Path, name: str, doc_id: str, max_bytes: int, root: Path | None, errors: list[InputError]
-) -> SourceFile | None:
-    """The bytes of one input file as a :class:`SourceFile`, or None with the problem recorded.
-
-    Refuses links that leave ``root`` (when given), anything that is not a regular file and files
-    above ``max_bytes`` (checked before reading).
-    """
-    if path.is_symlink() and root is not None:
-        problem = _link_problem(path, root)
-        if problem:
-            errors.append(InputError(name, None, None, problem))
-            return None
-    if not path.exists():
-        errors.append(InputError(name, None, None, "file not found"))
-        return None
-    if not path.is_file():
-        errors.append(InputError(name, None, None, "not a regular file"))
-        return None
-    size = path.stat().st_size
-    if size > max_bytes:
-        errors.append(
-            InputError(name, None, None, f"file is {size / 1e6:.1f} MB, above the {max_bytes / 1e6:.1f} MB limit")
-        )
-        return None
-    return SourceFile(name=name, doc_id=doc_id, suffix=path.suffix.lower(), data=path.read_bytes())
-
-
-def scan_documents(docs_dir: Path, label: str, max_bytes: int, errors: list[InputError]) -> list[SourceFile]:
-    """Read every document file under ``docs_dir`` (sorted, so ids and de-duplication are stable).
-
-    Errors name files as ``<label>/<path under docs_dir>``.
-    """
-    if not docs_dir.is_dir():
-        errors.append(InputError(label, None, None, "documents folder not found"))
-        return []
-    files: list[SourceFile] = []
-    for dirpath, dirnames, filenames in os.walk(docs_dir, followlinks=False):
-        here = Path(dirpath)
-        for d in list(dirnames):
-            if d.startswith(".") or (here / d).is_symlink():
-                dirnames.remove(d)
-                if not d.startswith("."):
-                    name = f"{label}/{(here / d).relative_to(docs_dir).as_posix()}"
-                    errors.append(InputError(name, None, None, _link_problem(here / d, docs_dir) or "link to a folder"))
-        dirnames.sort()
-        for fname in sorted(filenames):
-            if fname.startswith("."):
-                logger.debug("ignoring hidden file %s", here / fname)
-                continue
-            path = here / fname
-            rel = path.relative_to(docs_dir)
-            name = f"{label}/{rel.as_posix()}"
-            if path.suffix.lower() not in DOC_SUFFIXES:
-                errors.append(
-                    InputError(name, None, None, f"unsupported file type {path.suffix!r} (use {sorted(DOC_SUFFIXES)})")
-                )
-                continue
-            source = read_source(path, name, rel.with_suffix("").as_posix(), max_bytes, docs_dir, errors)
-            if source is not None:
-                files.append(source)
-    return files
 
 
 # --- checking (pure) ----------------------------------------------------------------------------
@@ -212,12 +135,45 @@ def check_qa(qa: list[dict], doc_ids: set[str], aliases: dict[str, str], errors:
     return kept
 
 
+def read_documents(doc_files: list[SourceFile], errors: list[InputError]) -> list[dict]:
+    """Document records of every file, each parsed by the reader its suffix selects."""
+    raw_docs: list[dict] = []
+    for file in doc_files:
+        reader = DOC_READERS.get(file.suffix)
+        if reader is None:
+            errors.append(InputError(file.name, None, None, f"unsupported file type {file.suffix!r}"))
+            continue
+        raw_docs += reader(file, errors)
+    return raw_docs
+
+
+DOCUMENT_COLUMNS = ["doc_id", "title", "text", "format", "content_hash"]
+
+
+def ingest_documents(docs_dir: Path, max_file_mb: float, label: str = DOCS_DIR) -> pd.DataFrame:
+    """The documents of a folder, read, checked, normalised and de-duplicated as :func:`ingest` does.
+
+    Raises:
+        DataValidationError: with every problem found.
+    """
+    errors: list[InputError] = []
+    files = scan_documents(docs_dir, label, int(max_file_mb * 1e6), errors)
+    docs, _ = check_documents(read_documents(files, errors), errors)
+    if not errors and not docs:
+        errors.append(InputError(label, None, None, "no documents found"))
+    if errors:
+        raise DataValidationError(errors)
+    return pd.DataFrame(docs, columns=DOCUMENT_COLUMNS)
+
+
 def ingest_files(
     doc_files: list[SourceFile],
     qa_file: SourceFile | None,
     split: SplitConfig,
     errors: list[InputError] | None = None,
     known_doc_ids: frozenset[str] = frozenset(),
+    generated: SourceFile | None = None,
+    require_questions: bool = True,
 ) -> IngestResult:
     """Parse, validate, normalise, de-duplicate and split already-read input files.
 
@@ -228,41 +184,44 @@ def ingest_files(
         errors: problems already found while reading the files; reported with the rest.
         known_doc_ids: documents that exist elsewhere (the raw folder new data is merged into):
             questions may refer to them, and the documents may then be none.
+        generated: questions the ``questions`` stage generated from the documents (origin ``generated``);
+            in ``qa_file`` a question marked ``generated`` came back from review (origin ``reviewed``),
+            one without origin was written by the team (``team``).
+        require_questions: False: no question at all is no error (documents only: ``data check --docs``).
 
     Raises:
         DataValidationError: with every problem found, each naming file, line and field.
     """
     errors = list(errors or [])
-    raw_docs: list[dict] = []
-    for file in doc_files:
-        reader = DOC_READERS.get(file.suffix)
-        if reader is None:
-            errors.append(InputError(file.name, None, None, f"unsupported file type {file.suffix!r}"))
-            continue
-        raw_docs += reader(file, errors)
-    qa_rows = read_qa(qa_file, errors) if qa_file is not None else []
+    raw_docs = read_documents(doc_files, errors)
+    team = read_qa(qa_file, errors) if qa_file else []
+    qa_rows = [{**r, "origin": TEAM_ORIGINS.get(r["origin"], r["origin"])} for r in team]
+    qa_rows += [{**r, "origin": "generated"} for r in read_qa(generated, errors)] if generated else []
     docs, aliases = check_documents(raw_docs, errors)
     qa_rows = check_qa(qa_rows, {d["doc_id"] for d in docs} | known_doc_ids, aliases, errors)
     if not errors and not docs and not known_doc_ids:
         errors.append(InputError(DOCS_DIR, None, None, "no documents found"))
-    if not errors and not qa_rows:
-        errors.append(InputError(qa_file.name if qa_file else "qa", None, None, "no questions found"))
+    if not errors and not qa_rows and require_questions:
+        where = qa_file.name if qa_file else generated.name if generated else "qa"
+        more = " (and no question file: see the `questions` stage's report.json beside it)" if not qa_file else ""
+        errors.append(InputError(where, None, None, f"no questions found{more}"))
     if errors:
         raise DataValidationError(errors)
-    columns = ["doc_id", "title", "text", "format", "content_hash"]
-    documents = pd.DataFrame(docs, columns=columns)
-    qa = pd.DataFrame(qa_rows)[["qa_id", "question", "answers", "doc_ids", "group"]]
-    qa["split"] = split_questions(qa, split)
-    qa["leakage_group"] = leakage_groups(qa)  # paraphrases of one fact: resampled together by the bootstrap
+    qa_files = [f for f in (qa_file, generated) if f is not None]
+    documents = pd.DataFrame(docs, columns=DOCUMENT_COLUMNS)
+    qa = pd.DataFrame(qa_rows, columns=[*QA_COLUMNS, "file"])[QA_COLUMNS]
+    qa["leakage_group"] = leakage_groups(qa, split)  # one split each, resampled together by the bootstrap
+    qa["split"] = split_questions(qa, split, qa["leakage_group"].tolist())
     counts = qa["split"].value_counts().reindex(list(SPLITS), fill_value=0)
     formats = Counter(documents["format"])
     report = {
-        "input_files": len(doc_files) + (qa_file is not None),
-        "input_bytes": sum(len(f.data) for f in doc_files) + (len(qa_file.data) if qa_file else 0),
+        "input_files": len(doc_files) + len(qa_files),
+        "input_bytes": sum(len(f.data) for f in [*doc_files, *qa_files]),
         "documents": len(documents),
         **{f"documents_{fmt}": formats[fmt] for fmt in sorted(formats)},
         "duplicate_documents_dropped": len(aliases),
         "questions": len(qa),
+        **{f"questions_{o}": int((qa["origin"] == o).sum()) for o in sorted(set(qa["origin"]))},
         **{f"questions_{s}": int(counts[s]) for s in SPLITS},
         **{f"groups_{s}": int(qa.loc[qa["split"] == s, "leakage_group"].nunique()) for s in SPLITS},
         "corpus_chars": int(documents["text"].str.len().sum()),
@@ -276,36 +235,45 @@ def ingest_files(
 
 
 def ingest_paths(
-    docs_dir: Path,
-    qa_path: Path,
+    docs_dir: Path | None,
+    qa_path: Path | None,
     split: SplitConfig,
     max_file_mb: float,
     docs_label: str | None = None,
     qa_label: str | None = None,
     root: Path | None = None,
     known_doc_ids: frozenset[str] = frozenset(),
+    generated: Path | None = None,
 ) -> IngestResult:
     """Read a documents folder and a QA file from anywhere, then :func:`ingest_files` them.
 
     Args:
+        docs_dir: None: questions only (about ``known_doc_ids``).
+        qa_path: None: documents only (no question is then no error).
         docs_label, qa_label: how errors name them (default: the paths as given).
         root: when given, a documents folder or QA file that is a link leaving it is refused
             (documents never may leave ``docs_dir``).
         known_doc_ids: as for :func:`ingest_files`.
+        generated: the ``questions`` stage's generated questions (JSONL), read when the file exists.
     """
     errors: list[InputError] = []
     started = time.perf_counter()
     max_bytes = int(max_file_mb * 1e6)
     docs_label = docs_label or str(docs_dir).rstrip("/")
     qa_label = qa_label or str(qa_path)
-    problem = _link_problem(docs_dir, root) if root is not None and docs_dir.is_symlink() else None
+    generated_file = None
+    if generated is not None and generated.is_file():
+        generated_file = read_source(generated, str(generated), "", max_bytes, None, errors)
+    problem = link_problem(docs_dir, root) if root is not None and docs_dir and docs_dir.is_symlink() else None
     if problem and "outside" in problem:
         errors.append(InputError(docs_label, None, None, problem))
         doc_files = []
     else:
-        doc_files = scan_documents(docs_dir, docs_label, max_bytes, errors)
+        doc_files = scan_documents(docs_dir, docs_label, max_bytes, errors) if docs_dir is not None else []
     qa_file = None
-    if qa_path.suffix.lower() not in QA_READERS:
+    if qa_path is None:
+        pass
+    elif qa_path.suffix.lower() not in QA_READERS:
         errors.append(
             InputError(qa_label, None, None, f"unsupported QA file type {qa_path.suffix!r} (use {sorted(QA_READERS)})")
         )
@@ -320,7 +288,8 @@ def ingest_paths(
         read_s,
         n_bytes / 1e6 / max(read_s, 1e-9),
     )
-    result = ingest_files(doc_files, qa_file, split, errors, known_doc_ids)
+    wanted = qa_path is not None or generated is not None
+    result = ingest_files(doc_files, qa_file, split, errors, known_doc_ids, generated_file, require_questions=wanted)
     total_s = time.perf_counter() - started
     logger.info(
         "ingested %d documents in %.1f s (%.0f documents/s)",
@@ -331,24 +300,36 @@ def ingest_paths(
     return result
 
 
-def find_qa_file(raw_dir: Path) -> Path:
-    """The QA file of a raw folder: qa.jsonl or qa.csv (exactly one of them).
+def find_qa_file(raw_dir: Path, required: bool = True) -> Path | None:
+    """The QA file of a raw folder: qa.jsonl or qa.csv (exactly one of them; None if none and not ``required``).
 
     Raises:
-        DataValidationError: when there is none, or both.
+        DataValidationError: when there is none (and one is required), or both.
     """
     present = [raw_dir / name for name in QA_FILES if (raw_dir / name).exists() or (raw_dir / name).is_symlink()]
-    if len(present) == 1:
-        return present[0]
+    if len(present) == 1 or (not present and not required):
+        return present[0] if present else None
     message = "QA file not found" if not present else "more than one QA file: keep one"
     raise DataValidationError([InputError(" or ".join(QA_FILES), None, None, f"{message} in {raw_dir}")])
 
 
-def ingest(raw_dir: Path, split: SplitConfig, max_file_mb: float) -> IngestResult:
+def ingest(
+    raw_dir: Path, split: SplitConfig, max_file_mb: float, generated: Path | None = None, require_questions: bool = True
+) -> IngestResult:
     """Read, validate and split the raw folder (``docs/`` and ``qa.jsonl`` or ``qa.csv``).
+
+    Args:
+        generated: the ``questions`` stage's output (JSONL); with it the raw folder needs no QA file.
+        require_questions: False: a raw folder of documents only is valid (its questions will be generated).
 
     Raises:
         DataValidationError: with every problem found, each naming file, line and field.
     """
-    qa_path = find_qa_file(raw_dir)
-    return ingest_paths(raw_dir / DOCS_DIR, qa_path, split, max_file_mb, DOCS_DIR, qa_path.name, root=raw_dir)
+    qa_path = find_qa_file(raw_dir, required=require_questions and generated is None)
+    if qa_path is None and generated is not None and not generated.is_file() and require_questions:
+        message = "QA file not found, and no generated questions (run `ragtune questions` first)"
+        raise DataValidationError([InputError(" or ".join(QA_FILES), None, None, f"{message} in {raw_dir}")])
+    label = qa_path.name if qa_path else None
+    return ingest_paths(
+        raw_dir / DOCS_DIR, qa_path, split, max_file_mb, DOCS_DIR, label, root=raw_dir, generated=generated
+    )

@@ -34,6 +34,7 @@ from components.config import SplitConfig
 from components.data.errors import DataValidationError, InputError
 from components.data.ingest import (
     DOCS_DIR,
+    TEAM_ORIGINS,
     IngestResult,
     content_hash,
     find_qa_file,
@@ -132,7 +133,8 @@ def merge_qa(old: list[dict], new: list[dict]) -> list[dict]:
     """Merge QA records (as :func:`components.data.readers.read_qa` returns them) into JSONL objects.
 
     Old questions keep their place and id; a new question with an old id replaces it in place;
-    a new question equal to an old one is skipped; the rest are appended.
+    a new question equal to an old one is skipped; the rest are appended. A question marked
+    ``origin: generated`` (an exported generated question, back from review) is written as ``reviewed``.
     """
     merged: dict[str, dict] = {}
     seen: set[tuple] = set()
@@ -150,8 +152,10 @@ def merge_qa(old: list[dict], new: list[dict]) -> list[dict]:
     out = []
     for qa_id, row in merged.items():
         record = {"id": qa_id, "question": row["question"], "answers": row["answers"], "doc_ids": row["doc_ids"]}
-        if row.get("group"):
-            record["group"] = row["group"]
+        origin = TEAM_ORIGINS.get(row.get("origin", ""), row.get("origin"))
+        for key, value in (("group", row.get("group")), ("origin", origin), ("chunk_id", row.get("chunk_id"))):
+            if value and not (key == "origin" and value == "team"):
+                record[key] = value
         out.append(record)
     return out
 
@@ -165,11 +169,13 @@ def _qa_rows(path: Path) -> list[dict]:
     return rows
 
 
-def stage_raw(raw_dir: Path, docs_dir: Path, qa_path: Path, replace: bool) -> Path:
+def stage_raw(raw_dir: Path, docs_dir: Path | None, qa_path: Path | None, replace: bool) -> Path:
     """Build the complete new raw folder beside ``raw_dir`` and return its path.
 
     The inputs must have been validated already; the old raw folder is only read. The caller
-    removes the staged folder (:func:`discard`) if it does not swap it in.
+    removes the staged folder (:func:`discard`) if it does not swap it in. Without ``qa_path``
+    the old questions are kept (merge) or there are none (replace: the ``questions`` stage then
+    generates them); without ``docs_dir`` the old documents are.
     """
     raw_dir.parent.mkdir(parents=True, exist_ok=True)
     staged = raw_dir.with_name(f".{raw_dir.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -178,13 +184,15 @@ def stage_raw(raw_dir: Path, docs_dir: Path, qa_path: Path, replace: bool) -> Pa
         merge = not replace and raw_dir.is_dir()
         if merge and (raw_dir / DOCS_DIR).is_dir():
             shutil.copytree(raw_dir / DOCS_DIR, staged / DOCS_DIR, ignore=_HIDDEN, copy_function=_link_or_copy)
-        shutil.copytree(docs_dir, staged / DOCS_DIR, ignore=_HIDDEN, dirs_exist_ok=True, copy_function=_copy_fresh)
-        if merge:
-            old_rows = _qa_rows(find_qa_file(raw_dir))
-            records = merge_qa(old_rows, _qa_rows(qa_path))
+        if docs_dir is not None:
+            shutil.copytree(docs_dir, staged / DOCS_DIR, ignore=_HIDDEN, dirs_exist_ok=True, copy_function=_copy_fresh)
+        old_qa = find_qa_file(raw_dir, required=False) if merge else None
+        if old_qa is not None or (merge and qa_path is not None):
+            old_rows = _qa_rows(old_qa) if old_qa is not None else []
+            records = merge_qa(old_rows, _qa_rows(qa_path) if qa_path is not None else [])
             text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
             (staged / "qa.jsonl").write_text(text, encoding="utf-8")
-        else:
+        elif qa_path is not None:
             shutil.copyfile(qa_path, staged / f"qa{qa_path.suffix.lower()}")
     except BaseException:
         discard(staged)
@@ -203,8 +211,8 @@ class RawUpdate:
 
 def update_raw(
     raw_dir: Path,
-    docs_dir: Path,
-    qa_path: Path,
+    docs_dir: Path | None,
+    qa_path: Path | None,
     split: SplitConfig,
     max_file_mb: float,
     replace: bool,
@@ -213,6 +221,8 @@ def update_raw(
     """Check new inputs, merge them into ``raw_dir`` (or replace it) atomically, and record it.
 
     Args:
+        docs_dir, qa_path: the new documents and questions; either may be None (not both): a raw
+            folder without questions is valid (the ``questions`` stage generates them).
         record: called once the new folder is in place (the CLI runs ``dvc add``); if it raises,
             the old folder is put back and the exception propagates.
 
@@ -223,15 +233,15 @@ def update_raw(
     old = None
     if raw_dir.exists():
         try:
-            old = ingest(raw_dir, split, max_file_mb)
+            old = ingest(raw_dir, split, max_file_mb, require_questions=False)
         except DataValidationError as exc:
             if not replace:
                 raise DataValidationError(exc.errors, f"the existing {raw_dir} (fix it, or replace it)") from exc
     known = frozenset(old.documents["doc_id"]) if old is not None and not replace else frozenset()
-    ingest_paths(docs_dir, qa_path, split, max_file_mb, known_doc_ids=known)
+    ingest_paths(docs_dir, qa_path, split, max_file_mb, known_doc_ids=known)  # the inputs alone
     staged = stage_raw(raw_dir, docs_dir, qa_path, replace)
     try:
-        new = ingest(staged, split, max_file_mb)
+        new = ingest(staged, split, max_file_mb, require_questions=False)
     except DataValidationError as exc:
         discard(staged)
         raise DataValidationError(exc.errors, f"the merge of {raw_dir} and the inputs") from exc

@@ -6,7 +6,8 @@ one registry entry. Readers never raise on bad input: every problem is appended 
 the file, the line (or CSV record, or PDF page) and the field, and the reader moves on.
 
 A document record is ``{doc_id, title, text, format, file, line}``; a QA record is
-``{qa_id, question, answers, doc_ids, group, file, line}``. Text is returned as read; normalising
+``{qa_id, question, answers, doc_ids, group, origin, chunk_id, file, line}`` (``origin`` and
+``chunk_id``, empty when absent, mark questions generated from the documents). Text is returned as read; normalising
 it (NFC, whitespace) and checking it against the rest of the corpus is the job of ``ingest``.
 """
 
@@ -18,47 +19,21 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
 
 from components.data.errors import InputError
+from components.data.html import html_to_text, read_html
+from components.data.pdf import read_pdf
+from components.data.source import SourceFile, decode_utf8, document, encodable
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SourceFile:
-    """The bytes of one input file and how errors and ids refer to it."""
-
-    name: str  # shown in errors, e.g. "docs/guide/intro.md"
-    doc_id: str  # the path under the documents folder without its suffix, e.g. "guide/intro"
-    suffix: str  # lower-case, with the dot
-    data: bytes
+__all__ = ["DOC_READERS", "QA_READERS", "SourceFile", "decode_utf8", "html_to_text", "read_html", "read_pdf", "read_qa"]
 
 
 Records = Iterator[tuple[int, dict]]
 
 
 # --- decoding and records -----------------------------------------------------------------------
-
-
-def decode_utf8(file: SourceFile, errors: list[InputError]) -> str | None:
-    """The file as UTF-8 text (a leading BOM dropped), or None with the line of the first bad byte."""
-    try:
-        return file.data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = file.data[: exc.start].count(b"\n") + 1
-        errors.append(InputError(file.name, line, None, f"not valid UTF-8 (byte {exc.start})"))
-        return None
-
-
-def _encodable(value: str) -> bool:
-    """False for strings holding unpaired surrogates (JSON allows them; UTF-8 and parquet do not)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def jsonl_records(text: str, name: str, errors: list[InputError]) -> Records:
@@ -143,7 +118,7 @@ def string_field(
     if not isinstance(value, str):
         errors.append(InputError(file, lineno, name, f"expected a string, got {type(value).__name__}"))
         return None
-    if not _encodable(value):
+    if not encodable(value):
         errors.append(InputError(file, lineno, name, "holds an unpaired surrogate (\\ud800-\\udfff)"))
         return None
     if required and not value.strip():
@@ -172,7 +147,7 @@ def string_list(
     else:
         errors.append(InputError(file, lineno, many, f"missing (give {many!r} or {one!r})"))
         return None
-    if not all(_encodable(v) for v in value):
+    if not all(encodable(v) for v in value):
         errors.append(InputError(file, lineno, name, "holds an unpaired surrogate (\\ud800-\\udfff)"))
         return None
     value = [v.strip() for v in value]
@@ -185,19 +160,6 @@ def string_list(
 # --- document readers ---------------------------------------------------------------------------
 
 _MD_TITLE = re.compile(r"^#\s+(.+)$", flags=re.MULTILINE)
-
-
-def _document(
-    file: SourceFile, text: str, title: str, fmt: str, doc_id: str | None = None, line: int | None = None
-) -> dict:
-    return {
-        "doc_id": doc_id or file.doc_id,
-        "title": title,
-        "text": text,
-        "format": fmt,
-        "file": file.name,
-        "line": line,
-    }
 
 
 def read_jsonl_documents(file: SourceFile, errors: list[InputError]) -> list[dict]:
@@ -214,7 +176,7 @@ def read_jsonl_documents(file: SourceFile, errors: list[InputError]) -> list[dic
             errors.append(InputError(file.name, lineno, "text", "missing"))
         title = string_field(record, "title", file.name, lineno, errors, required=False)
         if len(errors) == before:
-            docs.append(_document(file, body, title or "", "jsonl", doc_id.strip(), lineno))
+            docs.append(document(file, body, title or "", "jsonl", doc_id.strip(), lineno))
     return docs
 
 
@@ -224,120 +186,13 @@ def read_markdown(file: SourceFile, errors: list[InputError]) -> list[dict]:
     if text is None:
         return []
     heading = _MD_TITLE.search(text)
-    return [_document(file, text, heading.group(1).strip() if heading else "", "markdown")]
+    return [document(file, text, heading.group(1).strip() if heading else "", "markdown")]
 
 
 def read_text(file: SourceFile, errors: list[InputError]) -> list[dict]:
     """The whole file is one untitled document."""
     text = decode_utf8(file, errors)
-    return [] if text is None else [_document(file, text, "", "text")]
-
-
-class _HtmlText(HTMLParser):
-    """Visible text of an HTML page, with headings as markdown ``#`` lines and blocks as paragraphs."""
-
-    SKIP = frozenset({"script", "style", "nav", "header", "footer", "aside", "noscript", "template", "svg", "head"})
-    BLOCK = frozenset({
-        "p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "blockquote", "pre",
-        "h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd", "figure", "figcaption", "hr", "body",
-    })  # fmt: skip
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title: list[str] = []
-        self.skip = 0
-        self.pre = 0
-        self.in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "title":
-            self.in_title = True
-        elif tag in self.SKIP:
-            self.skip += 1
-        elif not self.skip:
-            if tag in self.BLOCK:
-                self.parts.append("\n\n")
-            if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
-                self.parts.append("#" * int(tag[1]) + " ")
-            elif tag == "li":
-                self.parts.append("- ")
-            elif tag == "br":
-                self.parts.append("\n")
-            elif tag == "pre":
-                self.pre += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self.in_title = False
-        elif tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif not self.skip and tag in self.BLOCK:
-            self.parts.append("\n\n")
-            if tag == "pre":
-                self.pre = max(0, self.pre - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title.append(data)
-        elif not self.skip:
-            self.parts.append(data if self.pre else re.sub(r"\s+", " ", data))
-
-
-def html_to_text(html: str) -> tuple[str, str]:
-    """(title, visible text) of an HTML page; script/style/nav/header/footer/aside are dropped."""
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    text = re.sub(r"(?m)^(#{1,6}) +", r"\1 ", text)  # "#  Title" -> "# Title"
-    text = re.sub(r"(?m)^#{1,6} *$", "", text)  # an empty heading
-    title = " ".join("".join(parser.title).split())
-    if not title:
-        heading = _MD_TITLE.search(text)
-        title = heading.group(1).strip() if heading else ""
-    return title, text
-
-
-def read_html(file: SourceFile, errors: list[InputError]) -> list[dict]:
-    """The page's visible text is one document; ``<title>`` (or the first ``<h1>``) is its title."""
-    html = decode_utf8(file, errors)
-    if html is None:
-        return []
-    title, text = html_to_text(html)
-    return [_document(file, text, title, "html")]
-
-
-def read_pdf(file: SourceFile, errors: list[InputError]) -> list[dict]:
-    """The text of every page (pypdf's extraction) is one document; pages are paragraphs.
-
-    Errors name the page as the record. PDFs without a text layer (scans) come out empty and are
-    refused as empty documents; run OCR first.
-    """
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(io.BytesIO(file.data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            errors.append(InputError(file.name, None, None, "encrypted PDF: decrypt it first"))
-            return []
-        pages = list(reader.pages)
-        meta_title = (reader.metadata or {}).get("/Title")
-    except Exception as exc:  # pypdf raises many exception types on malformed files; all mean the same
-        errors.append(InputError(file.name, None, None, f"not a readable PDF ({type(exc).__name__}: {exc})"))
-        return []
-    texts = []
-    for number, page in enumerate(pages, start=1):
-        try:
-            texts.append(page.extract_text() or "")
-        except Exception as exc:  # as above: a broken page stream
-            errors.append(InputError(file.name, number, "page", f"text not extractable ({type(exc).__name__}: {exc})"))
-    text = "\n\n".join(texts)
-    if not _encodable(text):
-        errors.append(InputError(file.name, None, None, "extracted text holds unpaired surrogates"))
-        return []
-    title = str(meta_title).strip() if isinstance(meta_title, str) and _encodable(meta_title) else ""
-    return [_document(file, text, title, "pdf")]
+    return [] if text is None else [document(file, text, "", "text")]
 
 
 DocReader = Callable[[SourceFile, list[InputError]], list[dict]]
@@ -354,6 +209,8 @@ DOC_READERS: dict[str, DocReader] = {
 
 
 # --- QA readers ---------------------------------------------------------------------------------
+
+ORIGINS = ("team", "generated", "reviewed")  # who wrote a question: people, the generator, the generator then people
 
 QA_READERS: dict[str, Callable[[str, str, list[InputError]], Records]] = {
     ".jsonl": jsonl_records,
@@ -379,6 +236,11 @@ def read_qa(file: SourceFile, errors: list[InputError]) -> list[dict]:
         doc_ids = string_list(record, "doc_ids", "doc_id", file.name, lineno, errors)
         qa_id = string_field(record, "id", file.name, lineno, errors, required=False)
         group = string_field(record, "group", file.name, lineno, errors, required=False)
+        origin = string_field(record, "origin", file.name, lineno, errors, required=False)
+        chunk_id = string_field(record, "chunk_id", file.name, lineno, errors, required=False)
+        if origin is not None and origin.strip() not in ORIGINS:
+            errors.append(InputError(file.name, lineno, "origin", f"{origin!r} is not one of {list(ORIGINS)}"))
+            continue
         if question is None or answers is None or doc_ids is None:
             continue
         rows.append(
@@ -390,6 +252,8 @@ def read_qa(file: SourceFile, errors: list[InputError]) -> list[dict]:
                 "doc_ids": doc_ids,
                 "doc_ids_field": "doc_ids" if "doc_ids" in record else "doc_id",
                 "group": (group or "").strip(),
+                "origin": (origin or "").strip(),
+                "chunk_id": (chunk_id or "").strip(),
                 "file": file.name,
                 "line": lineno,
             }

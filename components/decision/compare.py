@@ -33,7 +33,7 @@ def from_runs(children: pd.DataFrame, main_metric: str) -> pd.DataFrame:
     if metric not in cells:
         raise ValueError(f"the cell runs have no {main_metric} metric")
     out = pd.DataFrame({"cell": cells["tags.ragtune.cell"], "mean": cells[metric]})
-    for name in COMPARE_COLUMNS:
+    for name in COMPARE_COLUMNS[2:]:  # rank is recomputed below (select logs one too), cell is above
         if f"metrics.{name}" in cells:
             out[name] = cells[f"metrics.{name}"]
     low, high = f"metrics.{main_metric}_ci_low", f"metrics.{main_metric}_ci_high"

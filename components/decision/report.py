@@ -66,13 +66,21 @@ def markdown_table(view: pd.DataFrame) -> str:
 def protocol_lines(h: dict) -> list[str]:
     """How to read the report: which split chose, which confirmed, what the columns mean."""
     pct = round(h["confidence"] * 100)
+    c = h["confirmation"]
+    verdict = {
+        "confirmed": "Dev chose, test confirmed the choice",
+        "not confirmed": f"Dev chose, test did not confirm the choice ({c.beaten_by} beat it)",
+        "too few test groups": "Dev chose; too few test groups to confirm the choice",
+        "not scored": "Dev chose; test did not score the choice",
+    }[c.choice]
+    estimate = "" if c.estimate in ("reproduced", "not scored") else f"; the estimate was {c.estimate}"
     return [
         "# ragtune decision report",
         "",
-        f"**Dev chose, test confirmed.** Every cell answered the {h['dev_questions']} dev questions "
+        f"**{verdict}{estimate}.** Every cell answered the {h['dev_questions']} dev questions "
         f"({h['dev_groups']} independent groups) and the recommendation was made there; the cells dev left standing "
-        f"answered the {h['test_questions']} test questions once, to confirm it. Sorted by {h['main_metric']}. "
-        f"MLflow parent run: {h['parent_run_id']}.",
+        f"and the best dev cell of each other family answered the {h['test_questions']} test questions once, to "
+        f"confirm it. Sorted by {h['main_metric']}. MLflow parent run: {h['parent_run_id']}.",
         "",
         f"`mean` is {h['main_metric']}; `ci` its {pct}% bootstrap interval ({h['resamples']} resamples of question "
         f"groups: paraphrases of one fact are drawn together); `diff_ci` the interval of the difference to the best "
@@ -89,37 +97,22 @@ def protocol_lines(h: dict) -> list[str]:
 def scoring_lines(table: pd.DataFrame, brevity_gap: float, max_new_tokens: int) -> list[str]:
     """Warnings about how answers were scored: F1 that punishes wording, and answers cut at the cap."""
     lines = []
+    table = table.assign(on=[f" ({s})" for s in table["split"]] if "split" in table else "")
     if "answer_contained" in table:
         wordy = table[(table["answer_contained"] - table["f1"]) >= brevity_gap]
         for _, r in wordy.iterrows():
             lines.append(
-                f"- **{r['cell']}**: F1 {r['f1']:.3f} but the gold answer is contained in "
+                f"- **{r['cell']}**{r['on']}: F1 {r['f1']:.3f} but the gold answer is contained in "
                 f"{r['answer_contained']:.0%} of its answers ({r['answer_tokens']:.1f} words on average): the answers "
                 "are right but wordy, and F1 measures the wording more than the knowledge."
             )
     capped = table[table.get("hit_cap_share", pd.Series(0.0, index=table.index)) > 0]
     for _, r in capped.iterrows():
-        lines.append(f"- {r['cell']}: {r['hit_cap_share']:.0%} of its answers hit the {max_new_tokens}-token cap.")
+        share = f"{r['hit_cap_share']:.0%} of its answers hit the {max_new_tokens}-token cap"
+        lines.append(f"- {r['cell']}{r['on']}: {share}.")
     if not lines:
         return []
     return ["## How the answers were scored", "", *lines, ""]
-
-
-def budget_lines(budgets: list, curves: dict[str, list[dict]], metric: str) -> list[str]:
-    """Each adapter's training budget and its learning curve on dev."""
-    if not budgets:
-        return []
-    lines = [
-        "## Fine-tuning budgets and learning curves (dev)",
-        "",
-        "| adapter | examples | epochs seen | curve (step: " + metric + ") |",
-        "| --- | --- | --- | --- |",
-    ]
-    for b in budgets:
-        curve = ", ".join(f"{p['step']}: {p[metric]:.3f}" for p in curves.get(b.adapter, [])) or "-"
-        lines.append(f"| {b.adapter} | {b.examples:,} | {b.epochs:.2f} | {curve} |")
-    lines += ["", *(f"- {b.sentence(metric)}" for b in budgets), ""]
-    return lines
 
 
 def complementarity_lines(complementarity: pd.DataFrame) -> list[str]:
@@ -155,20 +148,25 @@ def markdown_report(
 
     Args:
         dev, test: the decision tables of the dev split (every cell) and the test split (the cells dev left standing).
-        extras: ``break_even`` (a table), ``complementarity`` (a table), ``budgets``, ``curves``.
+        extras: ``break_even`` (a table), ``complementarity`` (a table), ``choices`` and ``finetuning`` (their
+            sections' lines).
         header: ``main_metric``, ``dev_questions``, ``dev_groups``, ``test_questions``, ``parent_run_id``,
             ``confidence``, ``resamples``, ``margin``, ``query_volume``, ``max_new_tokens``, ``brevity_gap``.
     """
-    h, metric = header, header["main_metric"]
+    h = header
     lines = protocol_lines(h)
+    lines += extras.get("question_set", [])  # generated questions: who wrote them, their filters, their bias
     lines += ["## Dev: every cell (the split that chose)", "", markdown_table(leaderboard_view(dev))]
     lines += ["## Recommendation", "", recommendation["text"], ""]
-    lines += ["## Test: the cells dev left standing (the split that confirms)", ""]
+    lines += extras["choices"]
+    lines += ["## Test: the cells dev left standing and the best of every other family (the split that confirms)", ""]
     if test is not None:
         lines += [markdown_table(leaderboard_view(test))]
     lines += [confirmation, ""]
-    lines += scoring_lines(pd.concat([dev, test]) if test is not None else dev, h["brevity_gap"], h["max_new_tokens"])
-    lines += budget_lines(extras["budgets"], extras["curves"], metric)
+    scored = pd.concat([dev.assign(split="dev"), test.assign(split="test")]) if test is not None else dev
+    lines += scoring_lines(scored, h["brevity_gap"], h["max_new_tokens"])
+    lines += extras["finetuning"]
+    lines += extras["retention"]
     pairs = extras["break_even"]
     if not pairs.empty:
         lines += ["## Break-even query volumes (dev costs)", ""]

@@ -15,20 +15,23 @@ import pandas as pd
 
 from components.catalog.artifacts import BestFile, CellsFile, Choice, Confirmation
 from components.decision.charts import plot_complementarity, plot_curves, plot_pareto
+from components.decision.choices import choices_lines
 from components.decision.complementarity import complementarity
+from components.decision.confirm import calibration, calibration_line, confirm
+from components.decision.finetuning import assess, finetuning_lines, relabel
 from components.decision.markdown import RETRIEVAL_COLUMNS, retrieval_table, to_markdown
+from components.decision.power import power
 from components.decision.report import html_report, markdown_report
+from components.decision.retention import SPLIT as PROBES
+from components.decision.retention import retention, retention_lines, retention_note
 from components.decision.statistics import count_groups, per_question
 from components.decision.table import break_even_table, decision_table, recommend
-from components.decision.training import budget
-
-CONFIRMS = {"best", "better", "equivalent"}
 
 
 @dataclass(frozen=True)
 class Decision:
     table: pd.DataFrame  # dev: one row per cell, best first
-    test: pd.DataFrame | None  # test: the cells dev left standing
+    test: pd.DataFrame | None  # test: the test cells (those dev left standing and the references)
     recommendation: dict
     complementarity: pd.DataFrame
     charts: dict[str, Callable[[Path], None]]  # file name -> draws the chart at a path
@@ -51,75 +54,74 @@ def _choice(row: pd.Series) -> Choice:
     )
 
 
-def confirm(test: pd.DataFrame | None, chosen: str, metric: str, questions: int) -> Confirmation:
-    """Whether the test split confirms the dev recommendation: it is the best on test or equivalent to it."""
-    if test is None or chosen not in set(test["cell"]):
-        return Confirmation(
-            outcome="inconclusive",
-            mean=None,
-            ci_low=None,
-            ci_high=None,
-            verdict=None,
-            text="The recommended cell was not scored on test: nothing confirms it.",
-        )
-    row = test.set_index("cell").loc[chosen]
-    outcome = (
-        "confirmed" if row["verdict"] in CONFIRMS else "not confirmed" if row["verdict"] == "worse" else "inconclusive"
-    )
-    best = test.iloc[0]["cell"]
-    says = {
-        "confirmed": "confirms",
-        "not confirmed": "does not confirm",
-        "inconclusive": "neither confirms nor refutes",
-    }
-    versus = "." if row["verdict"] == "best" else f" against the test best {best} ({test.iloc[0]['mean']:.3f})."
-    text = (
-        f"**Test {says[outcome]} the dev recommendation.** On the {questions} test questions {chosen} scores {metric} "
-        f"{row['mean']:.3f} (CI {row['ci_low']:.3f}-{row['ci_high']:.3f}), verdict `{row['verdict']}`{versus}"
-    )
-    return Confirmation(
-        outcome=outcome,
-        mean=float(row["mean"]),
-        ci_low=float(row["ci_low"]),
-        ci_high=float(row["ci_high"]),
-        verdict=row["verdict"],
-        text=text,
-    )
+@dataclass(frozen=True)
+class SelectInputs:
+    """What ``select`` reads: the evaluated grid, training and retrieval figures, the questions."""
+
+    cells: CellsFile  # cells.json
+    rows: pd.DataFrame  # predictions.parquet: one row per cell, split and question
+    train: dict[str, dict]  # adapter -> its finetune.json entry
+    index_time_s: dict[str, float]  # retriever -> full build seconds
+    retrieval: dict[str, dict[str, dict]] | None  # retriever -> split -> retrieval-only metrics (retrieval.json)
+    curves: dict[str, list[dict]]  # adapter -> its learning curve (curves.json)
+    curve_scores: pd.DataFrame  # the per-question scores behind them (adapter, step, qa_id, metric)
+    qa: pd.DataFrame  # qa.parquet: every question's split and leakage group
+    question_set: tuple[str, ...] = ()  # the report's section on generated questions (components/questions/report.py)
+
+    @property
+    def groups(self) -> pd.Series:
+        return self.qa.set_index("qa_id")["leakage_group"]
 
 
-def decide(
-    cells: CellsFile,
-    rows: pd.DataFrame,
-    cfg,
-    train: dict[str, dict],
-    index_time_s: dict[str, float],
-    retrieval: dict[str, dict[str, dict]] | None,
-    curves: dict[str, list[dict]],
-    groups: pd.Series,
-) -> Decision:
+def decide(inputs: SelectInputs, cfg) -> Decision:
     """Rank the cells on dev with intervals, verdicts and costs, recommend one, confirm it on test.
 
     Args:
-        cells: ``cells.json``; rows: ``predictions.parquet`` (one row per cell, split and question).
         cfg: the evaluation params (main_metric, statistics, cost, answered_threshold, learning_curve, brevity_gap).
-        train: adapter -> its ``finetune.json`` entry; index_time_s: retriever -> full build seconds.
-        retrieval: retriever -> split -> retrieval-only metrics (``retrieval.json``), or None.
-        curves: adapter -> its learning curve (``curves.json``); groups: qa_id -> leakage group.
     """
-    m = cfg.main_metric
-    dev_rows, test_rows = (rows[rows["split"] == s] for s in ("dev", "test"))
-    table = decision_table(cells.flat("dev"), dev_rows, m, cfg.statistics, cfg.cost, train, index_time_s, groups)
+    m, cells, groups = cfg.main_metric, inputs.cells, inputs.groups
+    rows = inputs.rows
+    dev_rows, test_rows, probe_rows = (rows[rows["split"] == s] for s in ("dev", "test", PROBES))
+    kept = retention(probe_rows, cfg.probes.metric, cfg.answered_threshold)
+    costs = (cfg.statistics, cfg.cost, inputs.train, inputs.index_time_s, groups)
+    ft = assess(
+        inputs.train, inputs.curves, inputs.curve_scores, m, cfg.learning_curve.min_gain, cfg.statistics, groups
+    )
+    table = relabel(decision_table(cells.flat("dev"), dev_rows, m, *costs), ft.under_trained)
     n_groups = count_groups(per_question(dev_rows, m), groups)
-    rec = recommend(table, m, cfg.statistics, cfg.cost, n_groups)
-    test = None
-    if cells.flat("test"):
-        test = decision_table(cells.flat("test"), test_rows, m, cfg.statistics, cfg.cost, train, index_time_s, groups)
-    confirmation = confirm(test, rec["cell"], m, cells.questions.get("test", 0))
+    strength = power(table, n_groups, cfg.statistics.margin)
+    rec = recommend(table, m, cfg.statistics, cfg.cost, n_groups, strength)
+    rec["text"] += retention_note(kept, table.set_index("cell").loc[rec["cell"], "model"])
+    test = decision_table(cells.flat("test"), test_rows, m, *costs) if cells.flat("test") else None
+    confirmation = confirm(table, test_rows, rec["cell"], m, cfg.statistics, groups)
     comp = complementarity(dev_rows, cells.flat("dev"), m, cfg.answered_threshold)
-    budgets = [
-        budget(a, t, t["examples_per_step"], curves.get(a, []), m, cfg.learning_curve.min_gain)
-        for a, t in train.items()
-    ]
+    charts = _charts(table, comp, inputs.curves, m)
+    header = _header(cells, cfg, n_groups) | {"confirmation": confirmation}
+    extras = {
+        "break_even": break_even_table(table),
+        "complementarity": comp,
+        "choices": choices_lines(inputs.qa, cfg, inputs.curves),
+        "finetuning": finetuning_lines(ft, table, rec["cell"], m),
+        "retention": retention_lines(kept, probe_rows["qa_id"].nunique() if len(probe_rows) else 0, cfg.probes.metric),
+        "question_set": list(inputs.question_set),
+    }
+    confirmation_text = f"{confirmation.text}\n\n{calibration_line(calibration(table, test))}"
+    markdown = markdown_report(table, test, rec, confirmation_text, extras, header, list(charts))
+    if inputs.retrieval is not None:
+        for split in ("tune", "dev", "test"):
+            if any(split in scores for scores in inputs.retrieval.values()):
+                markdown += f"\n## Retrieval alone ({split} split, every retriever)\n\n"
+                markdown += to_markdown(retrieval_table(inputs.retrieval, split), RETRIEVAL_COLUMNS)
+    verdicts = {
+        "underpowered": list(strength.underpowered),
+        "under_trained": ft.under_trained,
+        "retention": {str(k): float(v) for k, v in kept["retention"].items()},
+    }
+    best = _best_file(table, rec, cells, confirmation, m, verdicts)
+    return Decision(table, test, rec, comp, charts, markdown, html_report(markdown, table, rec, list(charts)), best)
+
+
+def _charts(table: pd.DataFrame, comp: pd.DataFrame, curves: dict, metric: str) -> dict[str, Callable[[Path], None]]:
     charts: dict[str, Callable[[Path], None]] = {
         "quality_vs_cost.png": lambda out: plot_pareto(table, "cost_per_1k_amortised", "$ per 1,000 queries", out),
         "quality_vs_latency.png": lambda out: plot_pareto(table, "latency_p50_s", "latency p50 (s)", out),
@@ -127,16 +129,8 @@ def decide(
     if not comp.empty:
         charts["complementarity.png"] = lambda out: plot_complementarity(comp, out)
     if any(curves.values()):
-        charts["learning_curves.png"] = lambda out: plot_curves(curves, m, out)
-    header = _header(cells, cfg, n_groups)
-    extras = {"break_even": break_even_table(table), "complementarity": comp, "budgets": budgets, "curves": curves}
-    markdown = markdown_report(table, test, rec, confirmation.text, extras, header, list(charts))
-    if retrieval is not None:
-        for split in ("dev", "test"):
-            markdown += f"\n## Retrieval alone ({split} split, every retriever)\n\n"
-            markdown += to_markdown(retrieval_table(retrieval, split), RETRIEVAL_COLUMNS)
-    best = _best_file(table, rec, cells, confirmation, m)
-    return Decision(table, test, rec, comp, charts, markdown, html_report(markdown, table, rec, list(charts)), best)
+        charts["learning_curves.png"] = lambda out: plot_curves(curves, metric, out)
+    return charts
 
 
 def _header(cells: CellsFile, cfg, groups: int) -> dict:
@@ -155,7 +149,15 @@ def _header(cells: CellsFile, cfg, groups: int) -> dict:
     }
 
 
-def _best_file(table: pd.DataFrame, rec: dict, cells: CellsFile, confirmation: Confirmation, metric: str) -> BestFile:
+def _best_file(
+    table: pd.DataFrame,
+    rec: dict,
+    cells: CellsFile,
+    confirmation: Confirmation,
+    metric: str,
+    verdicts: dict,
+) -> BestFile:
+    """``best.json``; ``verdicts``: ``underpowered``, ``under_trained`` and ``retention`` (see :class:`BestFile`)."""
     chosen = table.set_index("cell", drop=False).loc[rec["cell"]]
     return BestFile(
         main_metric=metric,
@@ -168,6 +170,7 @@ def _best_file(table: pd.DataFrame, rec: dict, cells: CellsFile, confirmation: C
         ranking=[_choice(row) for _, row in table.iterrows()],
         tied=list(rec["tied"]),
         few_groups=bool(rec["few_groups"]),
+        **verdicts,
         max_new_tokens=cells.max_new_tokens,
         few_shot_examples=cells.few_shot_examples if int(chosen["shots"]) else [],
         confirmation=confirmation,

@@ -69,6 +69,52 @@ def verdict(low: float, high: float, margin: float) -> str:
     return "inconclusive"
 
 
+def resampled_means(
+    matrix: pd.DataFrame, cfg: StatisticsConfig, groups: pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The observed mean of every cell and its mean in each grouped resample (resamples x cells).
+
+    One resample draws question groups once for every cell, so differences between cells are paired.
+    """
+    if matrix.empty:
+        raise ValueError("no per-question scores to resample")
+    scores = matrix.to_numpy(dtype=float)
+    weights = resample_weights(_group_keys(matrix, groups), cfg.resamples, cfg.seed)
+    return scores.mean(axis=0), (weights @ scores) / weights.sum(axis=1, keepdims=True)
+
+
+def compare_to(
+    matrix: pd.DataFrame, reference: str, cfg: StatisticsConfig, groups: pd.Series | None = None
+) -> pd.DataFrame:
+    """Every cell against ``reference`` on paired, grouped resamples.
+
+    Returns:
+        One row per cell (index: cell, in ``matrix``'s order) with ``mean``, ``ci_low``, ``ci_high`` (its
+        own interval), ``se`` (the standard deviation of its resampled means), ``diff`` (cell minus
+        ``reference``), ``diff_low``, ``diff_high`` (simultaneous over the comparisons with ``reference``,
+        Bonferroni).
+    """
+    observed, means = resampled_means(matrix, cfg, groups)
+    ref = matrix.columns.get_loc(reference)
+    diffs = means - means[:, [ref]]
+    alpha = 1 - cfg.confidence
+    comparisons = max(len(observed) - 1, 1)
+    ci = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
+    dci = np.quantile(diffs, [alpha / (2 * comparisons), 1 - alpha / (2 * comparisons)], axis=0)
+    return pd.DataFrame(
+        {
+            "mean": observed,
+            "ci_low": ci[0],
+            "ci_high": ci[1],
+            "se": means.std(axis=0, ddof=1),
+            "diff": observed - observed[ref],
+            "diff_low": dci[0],
+            "diff_high": dci[1],
+        },
+        index=pd.Index(matrix.columns, name="cell"),
+    )
+
+
 def bootstrap(matrix: pd.DataFrame, cfg: StatisticsConfig, groups: pd.Series | None = None) -> pd.DataFrame:
     """Mean and interval of every cell, and of its difference to the best cell (paired, grouped resamples).
 
@@ -77,42 +123,23 @@ def bootstrap(matrix: pd.DataFrame, cfg: StatisticsConfig, groups: pd.Series | N
         groups: the leakage group of each question (index: qa_id); None: every question its own group.
 
     Returns:
-        One row per cell (index: cell), best mean first, with ``mean``, ``ci_low``, ``ci_high`` (the
-        cell's own interval), ``diff`` (cell minus best), ``diff_low``, ``diff_high`` (simultaneous
-        over the comparisons with the best), ``verdict`` and ``tie`` (as good as the best: the best
-        itself, or equivalent).
+        :func:`compare_to`'s table against the best cell (the highest mean), best first, with
+        ``verdict`` and ``tie`` (as good as the best: the best itself, or equivalent).
     """
     if matrix.empty:
         raise ValueError("no per-question scores to resample")
-    scores = matrix.to_numpy(dtype=float)
-    keys = _group_keys(matrix, groups)
-    weights = resample_weights(keys, cfg.resamples, cfg.seed)
-    means = (weights @ scores) / weights.sum(axis=1, keepdims=True)  # resamples x cells
-    observed = scores.mean(axis=0)
-    best = int(np.argmax(observed))
-    diffs = means - means[:, [best]]
-    alpha = 1 - cfg.confidence
-    comparisons = max(len(observed) - 1, 1)
-    ci = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
-    dci = np.quantile(diffs, [alpha / (2 * comparisons), 1 - alpha / (2 * comparisons)], axis=0)
-    table = pd.DataFrame(
-        {
-            "mean": observed,
-            "ci_low": ci[0],
-            "ci_high": ci[1],
-            "diff": observed - observed[best],
-            "diff_low": dci[0],
-            "diff_high": dci[1],
-        },
-        index=pd.Index(matrix.columns, name="cell"),
-    )
+    best = matrix.columns[int(np.argmax(matrix.to_numpy(dtype=float).mean(axis=0)))]
+    table = compare_to(matrix, best, cfg, groups)
     bounds = zip(table["diff_low"], table["diff_high"], strict=True)
     table["verdict"] = [verdict(lo, hi, cfg.margin) for lo, hi in bounds]
-    table.iloc[best, table.columns.get_loc("verdict")] = "best"
+    table.loc[best, "verdict"] = "best"
     table["tie"] = table["verdict"].isin(["best", "equivalent"])
-    n_groups = len(np.unique(keys))
     logger.info(
-        "bootstrap: %d resamples, %d questions, %d groups, %d cells", cfg.resamples, len(scores), n_groups, len(table)
+        "bootstrap: %d resamples, %d questions, %d groups, %d cells",
+        cfg.resamples,
+        len(matrix),
+        count_groups(matrix, groups),
+        len(table),
     )
     return table.sort_values("mean", ascending=False, kind="stable")
 

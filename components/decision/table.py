@@ -13,7 +13,10 @@ import pandas as pd
 
 from components.config import CostConfig, StatisticsConfig
 from components.decision.cost import CellCost, break_even, cell_cost, fixed_seconds, format_volume
+from components.decision.finetuning import under_trained_note
+from components.decision.power import Power
 from components.decision.statistics import bootstrap, choose, per_question
+from components.decision.training import UNDER_TRAINED
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,12 @@ def _evidence(row: pd.Series, pct: int) -> str:
 
 
 def recommend(
-    table: pd.DataFrame, main_metric: str, stats_cfg: StatisticsConfig, cost_cfg: CostConfig, groups: int
+    table: pd.DataFrame,
+    main_metric: str,
+    stats_cfg: StatisticsConfig,
+    cost_cfg: CostConfig,
+    groups: int,
+    strength: Power | None = None,
 ) -> dict:
     """The chosen cell and one paragraph saying why, generated from the numbers.
 
@@ -66,8 +74,10 @@ def recommend(
     difference to the best lies within the margin is *equivalent*; among the best and its
     equivalents the cheapest per 1,000 queries (fixed cost amortised over ``cost_cfg.query_volume``)
     wins. *Inconclusive* cells are named: the data cannot tell them from the best, so they are not
-    chosen, but more questions could change the verdict. With fewer than ``stats_cfg.min_groups``
-    independent question ``groups`` the text ends with a caution (``few_groups``).
+    chosen, but more questions could change the verdict. Cells of under-trained adapters are "not
+    ruled out". ``strength`` (:mod:`components.decision.power`) adds the power line, and names the
+    cells dev cannot tell apart from the best. With fewer than ``stats_cfg.min_groups`` independent
+    question ``groups`` the text ends with a caution (``few_groups``).
     """
     stats = table.set_index("cell")
     chosen, tied = choose(stats, stats["cost_per_1k_amortised"])
@@ -102,6 +112,9 @@ def recommend(
     worse = [c for c in stats.index if stats.loc[c, "verdict"] == "worse"]
     if worse:
         text += f" Clearly worse: {', '.join(worse)}."
+    text += under_trained_note([c for c in stats.index if stats.loc[c, "verdict"] == UNDER_TRAINED])
+    if strength is not None:
+        text += " " + strength.text()
     few = groups < stats_cfg.min_groups
     if few:
         text += (

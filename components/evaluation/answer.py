@@ -8,7 +8,6 @@ so a query's latency is a query's, not a batch's wall time divided by its size.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -157,17 +156,6 @@ def answer_cell(
 
     generations = cache.generate(rendered, run) if cache is not None else run(rendered)
     return build_rows(questions, rendered, generations, hits, scorers, top_k)
-
-
-def time_queries(model, tokenizer, rendered: list[str], generation: GenerationConfig) -> list[float]:
-    """The generation time of each prompt answered on its own (batch size 1), in seconds."""
-    single = generation.model_copy(update={"batch_size": 1})
-    seconds = []
-    for prompt in rendered:
-        start = time.perf_counter()
-        generate(model, tokenizer, [prompt], single)
-        seconds.append(time.perf_counter() - start)
-    return seconds
 
 
 def summarize(

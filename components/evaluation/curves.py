@@ -1,25 +1,30 @@
-"""Learning curves: each adapter's training snapshots scored on dev questions by generation.
+"""Learning curves: each adapter's training snapshots scored by generation on tune questions (held out of
+training; never dev or test: dev chooses the cell, so the curve must not be read on it).
 
-The dev loss that early stopping watches is a proxy; the curve scores what the grid scores (the
-main metric of answers), in the adapter's own cell: closed-book, or with its RAFT retriever. The
-report reads from it whether more training could change the verdict
-(:func:`components.decision.training.still_improving`).
+The tune loss that early stopping watches is a proxy; the curve scores what the grid scores (the
+main metric of answers), in the adapter's own cell: closed-book, or with its RAFT retriever, from
+step 0 (the base model) to the last snapshot. The report reads from it whether the adapter was
+under-trained and what more training could bring (:mod:`components.decision.training`,
+:mod:`components.decision.forecast`).
+
+The snapshots are scored as the grid's cells are, by :func:`components.evaluation.run.evaluate_cells`:
+each snapshot is a model variant (``<adapter>@step-<n>``), so on the evaluate stage's worker pool
+(Ray actors with ``evaluation.parallel.workers > 1``) the snapshots of every adapter are split over
+the workers, fetched from the object store when one is set, and answered there; the driver keeps
+the prediction cache and the scoring.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from components.config import AdapterConfig, RaftSource
-from components.evaluation.answer import answer_cell
-from components.evaluation.grid import NO_RETRIEVAL
-from components.evaluation.run import GridSetup, Retrieved, scorers
-from components.io import dir_hash
-from components.llm.models import load_model, load_tokenizer
-from components.llm.prediction_cache import PredictionCache
+from components.evaluation.grid import NO_RETRIEVAL, Cell
+from components.evaluation.run import GridSetup, Retrieved
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,63 @@ def snapshots(curve_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+@dataclass(frozen=True)
+class Curve:
+    """An adapter's learning curve: one summary point per snapshot, and the per-question scores behind them."""
+
+    points: list[dict]  # step, epochs, tokens, compute_s, tune_loss, main metric, questions
+    scores: pd.DataFrame  # step, qa_id, main metric: what the forecast resamples
+
+
+def _steps(adapter: AdapterConfig, curve_dir: Path, home: str) -> tuple[list[tuple[int, Cell]], dict[str, Path]]:
+    """The curve's points as grid cells, by step: the base model at step 0, then each snapshot as a model
+    variant of its own, all in the adapter's own cell; and each variant's snapshot folder."""
+    steps, dirs = [(0, Cell("base", home, 0))], {}
+    for step, folder in snapshots(curve_dir):
+        variant = f"{adapter.name}@{folder.name}"
+        dirs[variant] = folder
+        steps.append((step, Cell(variant, home, 0)))
+    return steps, dirs
+
+
+def _answered(curves: dict, questions, retrieved: dict[str, Retrieved], setup: GridSetup, pool) -> dict:
+    """Every point of every curve answered and scored in one grid run (one split over the workers); by cell name.
+
+    Args:
+        curves: adapter name -> (its config, its steps and snapshot folders of :func:`_steps`).
+    """
+    from dataclasses import replace
+
+    from components.evaluation.run import evaluate_cells
+
+    cells, dirs, configs = {}, {}, {}
+    for cfg, (steps, folders) in curves.values():
+        cells.update({cell.name: cell for _, cell in steps})
+        dirs.update(folders)
+        configs.update(dict.fromkeys(folders, cfg))
+    # one timed query per point: the curve measures quality, not latency
+    snapshot_setup = replace(setup, adapter_dirs=dirs, adapters=configs, training={}, latency_questions=1)
+    results = evaluate_cells(list(cells.values()), questions, retrieved, snapshot_setup, "tune", pool)
+    return {r.cell.name: r for r in results}
+
+
+def _curve(adapter: AdapterConfig, steps: list[tuple[int, Cell]], answered: dict, setup, main_metric: str) -> Curve:
+    """One point per step: epochs (examples drawn over the adapter's examples), training tokens, compute
+    seconds and tune loss (from training), and the main metric; and the per-question scores behind them."""
+    training = setup.training.get(adapter.name, {})
+    evals = {e["step"]: e for e in training.get("evals", [])}
+    per_step = training.get("examples_per_step", 0) / max(training.get("examples", 0), 1)
+    points, scores = [], []
+    for step, cell in steps:
+        rows = answered[cell.name].rows
+        point = {k: evals[step][k] for k in ("tokens", "compute_s", "tune_loss")} if step in evals else {}
+        mean = float(rows[main_metric].mean())
+        points.append({"step": step, "epochs": step * per_step, **point, main_metric: mean, "questions": len(rows)})
+        scores.append(pd.DataFrame({"step": step, "qa_id": rows["qa_id"], main_metric: rows[main_metric]}))
+        logger.info("learning curve of %s: step %d, %s %.3f", adapter.name, step, main_metric, mean)
+    return Curve(points, pd.concat(scores, ignore_index=True))
+
+
 def score_curve(
     adapter: AdapterConfig,
     curve_dir: Path,
@@ -42,44 +104,24 @@ def score_curve(
     retrieved: Retrieved | None,
     setup: GridSetup,
     main_metric: str,
-) -> list[dict]:
-    """One point per snapshot: its step, training tokens and compute seconds, dev loss, and main metric on dev."""
-    evals = {e["step"]: e for e in setup.training.get(adapter.name, {}).get("evals", [])}
-    score = scorers(setup.similarity_model)
-    tokenizer = load_tokenizer(setup.base_dir)
-    points = []
-    for step, folder in snapshots(curve_dir):
-        model = load_model(setup.base_dir, folder)
-        cache = PredictionCache(
-            setup.cache_dir,
-            {
-                "base_model": setup.model_info,
-                "adapter": dir_hash(folder),
-                "retrieval": retrieved.params if retrieved else "none",
-                "prompts": setup.prompts.model_dump(),
-                "generation": setup.generation.model_dump(),
-            },
-        )
-        hits = retrieved.hits if retrieved else None
-        rows = answer_cell(
-            model,
-            tokenizer,
-            questions,
-            hits,
-            setup.prompts,
-            setup.generation,
-            score,
-            retrieved.top_k if retrieved else None,
-            cache,
-        )
-        point = {k: evals[step][k] for k in ("tokens", "compute_s", "dev_loss")} if step in evals else {}
-        points.append({"step": step, **point, main_metric: float(rows[main_metric].mean()), "questions": len(rows)})
-        logger.info("learning curve of %s: step %d, %s %.3f", adapter.name, step, main_metric, points[-1][main_metric])
-    return points
+    pool=None,
+) -> Curve:
+    """One point per snapshot, plus step 0: the base model in the adapter's own cell (where training starts).
+
+    Each point has its step, epochs (examples drawn over the adapter's examples), training tokens,
+    compute seconds and tune loss (from training), and the main metric on ``questions``. ``pool``:
+    the workers that answer (:func:`components.evaluation.executors.open_pool`); None: one of its own.
+    """
+    home = home_retriever(adapter)
+    steps, folders = _steps(adapter, curve_dir, home)
+    found = {home: retrieved} if retrieved is not None else {}
+    answered = _answered({adapter.name: (adapter, (steps, folders))}, questions, found, setup, pool)
+    return _curve(adapter, steps, answered, setup, main_metric)
 
 
-def score_curves(grid, curve_dir, questions: pd.DataFrame, main_metric: str) -> dict[str, list[dict]]:
-    """Every adapter's learning curve (see :func:`score_curve`), on ``questions``.
+def score_curves(grid, curve_dir, questions: pd.DataFrame, main_metric: str, pool=None) -> dict[str, Curve]:
+    """Every adapter's learning curve (see :func:`score_curve`), on ``questions`` (the tuning slice), all points
+    of all adapters answered in one run on ``pool`` (the evaluate stage's; None: one of its own).
 
     Args:
         grid: the evaluate stage's :class:`components.evaluation.prepare.Grid` (retrievers opened).
@@ -87,10 +129,18 @@ def score_curves(grid, curve_dir, questions: pd.DataFrame, main_metric: str) -> 
     """
     from components.evaluation.run import retrieve
 
+    if questions.empty:
+        logger.warning("no tune questions: the learning curves are not scored (params/data.yaml split.tune)")
+        return {}
     homes = {name: home_retriever(cfg) for name, cfg in grid.setup.adapters.items()}
     opened = {n: grid.retrievers[n] for n in set(homes.values()) if n in grid.retrievers}
     retrieved = retrieve(opened, questions, grid.run_params)
-    return {
-        name: score_curve(cfg, curve_dir(name), questions, retrieved.get(homes[name]), grid.setup, main_metric)
-        for name, cfg in grid.setup.adapters.items()
-    }
+    curves = {name: (cfg, _steps(cfg, curve_dir(name), homes[name])) for name, cfg in grid.setup.adapters.items()}
+    answered = _answered(curves, questions, retrieved, grid.setup, pool)
+    return {name: _curve(cfg, steps, answered, grid.setup, main_metric) for name, (cfg, (steps, _)) in curves.items()}
+
+
+def curve_scores(curves: dict[str, Curve]) -> pd.DataFrame:
+    """Every adapter's per-question curve scores in one table (``adapter``, ``step``, ``qa_id``, the metric)."""
+    frames = [curve.scores.assign(adapter=name) for name, curve in curves.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["adapter", "step", "qa_id"])

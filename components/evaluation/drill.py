@@ -10,15 +10,19 @@ on it, then the held-back documents arrive as new data and each arm absorbs them
 
 The arms drill the recommended mix (``best.json``): its retriever and its adapter (when it has no
 adapter or no retriever, the best dev cell that has one lends it), each adapter trained with its
-own budget. The probes are the *dev* questions about the new documents (never trained on; the
-drill never reads test). Each arm is scored on them before and after with the same answer and
-metric code as the grid; the share of probes answered carries a grouped bootstrap interval.
+own budget and the pipeline's snapshot selection (the best snapshot by the held-out loss on tune
+questions, early stopping), any adapter kind: a RAFT adapter gets its own retriever's passages;
+a few-shot recommendation answers with its few-shot turns. The probes are the *dev* questions
+about the new documents (never trained on; the drill never reads test). Each arm is scored on
+them before and after with the same answer and metric code as the grid; the share of probes
+answered carries a grouped bootstrap interval.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,7 +45,8 @@ from components.evaluation.answer import answer_cell
 from components.llm.models import load_model, load_tokenizer
 from components.retrieval.index import sync_table
 from components.retrieval.search import NEEDS_FULLTEXT, Retriever
-from components.training.examples import TrainingInputs, build_examples
+from components.storage import ObjectStore
+from components.training.examples import TrainingInputs, examples_and_dev
 from components.training.trainer import train_adapter
 
 logger = logging.getLogger(__name__)
@@ -59,6 +64,7 @@ class DrillSplit:
     before_train: pd.DataFrame  # train questions the arms learn from before the update
     after_train: pd.DataFrame  # ... and after it
     probes: pd.DataFrame  # dev questions about the new documents, with the answers after the update
+    tune: pd.DataFrame  # tune questions about the other documents: the held-out loss that picks the snapshot
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,10 @@ class DrillSetup:
     ray: RayConfig
     prompts: PromptConfig
     generation: GenerationConfig
+    raft_chunkers: dict[str, AnyChunkerConfig]  # retriever -> chunker, for the adapter's RAFT sources' passages
+    raft_top_k: dict[str, int]  # retriever -> passages per RAFT prompt
+    examples: list[tuple[str, str]]  # the recommended cell's few-shot turns ([] when it has none)
+    store: ObjectStore | None = None  # the object store its training runs go through (docs/scale-out.md)
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,9 @@ def hold_back(documents: pd.DataFrame, qa: pd.DataFrame, cfg: DrillConfig) -> Dr
     if cfg.max_questions:
         probes = probes.head(cfg.max_questions)
     held = documents["doc_id"].isin(new_ids)
+    tune = qa[(qa["split"] == "tune") & ~touches_new]
     logger.info("drill: %d of %d documents held back, %d probe questions", len(new_ids), len(ids), len(probes))
-    return DrillSplit(documents[~held], documents, documents[held], qa[train & ~touches_new], qa[train], probes)
+    return DrillSplit(documents[~held], documents, documents[held], qa[train & ~touches_new], qa[train], probes, tune)
 
 
 def change_facts(split: DrillSplit, changed_documents: pd.DataFrame, changed_qa: pd.DataFrame) -> DrillSplit:
@@ -163,21 +174,37 @@ def change_facts(split: DrillSplit, changed_documents: pd.DataFrame, changed_qa:
         [split.before_train, split.after_train[~split.after_train["qa_id"].isin(split.before_train["qa_id"])]]
     )
     return DrillSplit(
-        today, after.reset_index(drop=True), new, before_train, changed(split.after_train), changed(split.probes)
+        today,
+        after.reset_index(drop=True),
+        new,
+        before_train,
+        changed(split.after_train),
+        changed(split.probes),
+        split.tune,
     )
 
 
-def _train(documents, qa_train, tokenizer, setup: DrillSetup, base_dir: Path, out_dir: Path) -> float:
-    """Train the drill adapter into ``out_dir``; its wall time in seconds."""
-    inputs = TrainingInputs(
+def training_inputs(documents: pd.DataFrame, qa_train: pd.DataFrame, tune: pd.DataFrame, setup: DrillSetup):
+    """What the drill adapter trains on: ``documents``, the train questions, the tune questions (held out for the
+    snapshot choice), and the passages of the drill retriever and of every retriever its RAFT sources read."""
+    chunkers = {setup.retriever.name: setup.chunker, **setup.raft_chunkers}
+    top_k = {setup.retriever.name: setup.retriever.top_k, **setup.raft_top_k}
+    return TrainingInputs(
         documents=documents,
-        qa=qa_train.assign(split="train"),
-        chunks={setup.retriever.name: chunk_documents(documents, setup.chunker)},
-        top_k={setup.retriever.name: setup.retriever.top_k},
+        qa=pd.concat([qa_train.assign(split="train"), tune.assign(split="tune")], ignore_index=True),
+        chunks={name: chunk_documents(documents, chunker) for name, chunker in chunkers.items()},
+        top_k=top_k,
     )
-    examples = build_examples(inputs, tokenizer, setup.adapter, setup.prompts)  # its own budget, no dev loss
+
+
+def _train(documents, qa_train, tune, tokenizer, setup: DrillSetup, base_dir: Path, out_dir: Path) -> float:
+    """Train the drill adapter into ``out_dir`` as ``finetune`` would (its budget, its snapshot choice); seconds."""
+    inputs = training_inputs(documents, qa_train, tune, setup)
+    examples, held_out = examples_and_dev(inputs, tokenizer, setup.adapter, setup.prompts)
     start = time.perf_counter()
-    train_adapter(examples, base_dir, setup.adapter, setup.ray, out_dir, out_dir.parent / "ray")
+    salt = uuid.uuid4().hex  # a fresh run, timed: never one a bucket kept from an earlier drill
+    train_adapter(examples, base_dir, setup.adapter, setup.ray, out_dir, out_dir.parent / "ray", eval_examples=held_out,
+                  store=setup.store, run_salt=salt)  # fmt: skip
     tokenizer.save_pretrained(out_dir)
     return time.perf_counter() - start
 
@@ -220,11 +247,15 @@ def run_drill(
 
     def score(model, hits) -> pd.DataFrame:
         top_k = r.top_k if hits is not None else None
-        return answer_cell(model, tokenizer, split.probes, hits, setup.prompts, setup.generation, scorers, top_k)
+        return answer_cell(
+            model, tokenizer, split.probes, hits, setup.prompts, setup.generation, scorers, top_k, None, setup.examples
+        )
 
     _index(db, split.before_documents, embedder, setup)
     hits_before = search()
-    _train(split.before_documents, split.before_train, tokenizer, setup, base_dir, work_dir / "adapter-before")
+    _train(
+        split.before_documents, split.before_train, split.tune, tokenizer, setup, base_dir, work_dir / "adapter-before"
+    )
     base = load_model(base_dir)
     before = {"rag": score(base, hits_before)}
     adapter = load_model(base_dir, work_dir / "adapter-before")
@@ -232,7 +263,8 @@ def run_drill(
 
     index_s = _index(db, split.after_documents, embedder, setup)
     hits_after = search()
-    train_s = _train(split.after_documents, split.after_train, tokenizer, setup, base_dir, work_dir / "adapter-after")
+    after_dir = work_dir / "adapter-after"
+    train_s = _train(split.after_documents, split.after_train, split.tune, tokenizer, setup, base_dir, after_dir)
     after = {"rag": score(base, hits_after)}
     adapter = load_model(base_dir, work_dir / "adapter-after")
     after["finetune"], after["both"] = score(adapter, None), score(adapter, hits_after)

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from components.config import GridConfig, RetrieverConfig
-
-NO_RETRIEVAL = "none"
+from components.decision.families import NO_RETRIEVAL, family
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,10 @@ class Cell:
     @property
     def name(self) -> str:
         return f"{self.model}+{self.retriever}" + (f"+{self.shots}shot" if self.shots else "")
+
+    @property
+    def family(self) -> str:
+        return family(self.model, self.retriever, self.shots)
 
 
 def grid(adapters: list[str], retrievers: list[str], few_shot_models: list[str], shots: int) -> list[Cell]:
@@ -54,22 +57,26 @@ def select_questions(qa: pd.DataFrame, split: str, max_questions: int | None) ->
 
 
 def choose_retrievers(
-    dev_scores: dict[str, dict[str, float]], retrievers: list[RetrieverConfig], grid: GridConfig
+    tune_scores: dict[str, dict[str, float]], retrievers: list[RetrieverConfig], grid: GridConfig
 ) -> list[str]:
-    """The retrievers the LLM grid pairs with every model: pinned in params, or chosen by their dev scores.
+    """The retrievers the LLM grid pairs with every model: pinned in params, or chosen by their tune scores.
 
-    Chosen: the best by ``grid.metric`` on dev and any within ``grid.margin`` of it, best first (then
-    faster), at most ``grid.max_retrievers``. Retrievers without dev scores are not chosen.
+    Chosen: the best by ``grid.metric`` on the tuning slice and any within ``grid.margin`` of it, best first
+    (then faster), at most ``grid.max_retrievers``. Retrievers without tune scores are not chosen. The
+    choice is made on tune, not dev: dev then chooses the cell without reusing its own evidence.
 
     Args:
-        dev_scores: retriever -> its retrieval-only metrics on dev (``retrieval.json``).
+        tune_scores: retriever -> its retrieval-only metrics on the tune split (``retrieval.json``).
     """
     if grid.retrievers is not None:
         return [r.name for r in retrievers if r.name in grid.retrievers]
-    scored = [r.name for r in retrievers if r.name in dev_scores]
+    scored = [r.name for r in retrievers if r.name in tune_scores]
     if not scored:
-        raise ValueError("no retriever has dev retrieval scores: run `ragtune retrieval-eval` with dev in eval_splits")
-    top = max(dev_scores[n][grid.metric] for n in scored)
-    near = [n for n in scored if dev_scores[n][grid.metric] >= top - grid.margin]
-    near.sort(key=lambda n: (-dev_scores[n][grid.metric], dev_scores[n]["retrieval_latency_p50_s"]))
+        raise ValueError(
+            "no retriever has tune retrieval scores: run `ragtune retrieval-eval` with tune in "
+            "params/retrieval.yaml:eval_splits, and give params/data.yaml:split.tune a share"
+        )
+    top = max(tune_scores[n][grid.metric] for n in scored)
+    near = [n for n in scored if tune_scores[n][grid.metric] >= top - grid.margin]
+    near.sort(key=lambda n: (-tune_scores[n][grid.metric], tune_scores[n]["retrieval_latency_p50_s"]))
     return near[: grid.max_retrievers]

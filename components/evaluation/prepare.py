@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Grid:
     splits: dict[str, pd.DataFrame]  # "dev", "test" -> their questions
+    tune: pd.DataFrame  # the tuning slice's questions (the learning curves'); may be empty
     groups: pd.Series  # qa_id -> leakage group
     cells: list[Cell]
     retrievers: dict[str, Retriever]  # the grid's and the adapters' home retrievers, opened
@@ -51,9 +52,9 @@ def prepare_grid(p, catalog: Catalog, store: ObjectStore | None) -> Grid:
     qa = read_parquet(catalog.qa)
     splits = {split: select_questions(qa, split, cfg.max_questions) for split in ("dev", "test")}
     retrieval = artifacts.read(RetrievalFile, catalog.metrics("retrieval"))
-    dev_scores = {n: r.splits["dev"] for n, r in retrieval.retrievers.items() if "dev" in r.splits}
-    chosen = choose_retrievers(dev_scores, p.retrieval.retrievers, cfg.grid)
-    logger.info("grid retrievers (by dev %s): %s", cfg.grid.metric, ", ".join(chosen))
+    tune_scores = {n: r.splits["tune"] for n, r in retrieval.retrievers.items() if "tune" in r.splits}
+    chosen = choose_retrievers(tune_scores, p.retrieval.retrievers, cfg.grid)
+    logger.info("grid retrievers (by tune %s): %s", cfg.grid.metric, ", ".join(chosen))
     adapters = {a.name: a for a in p.finetune.adapters}
     needed = sorted(({home_retriever(a) for a in adapters.values()} | set(chosen)) - {NO_RETRIEVAL})
     db = lancedb.connect(str(catalog.index))
@@ -76,8 +77,7 @@ def prepare_grid(p, catalog: Catalog, store: ObjectStore | None) -> Grid:
         if long_answers(train["answers"], cfg.long_answer_words)
         else None,
         latency_questions=cfg.latency_questions,
-        workers=cfg.parallel.workers,
-        cpus_per_worker=cfg.parallel.cpus_per_worker,
+        parallel=cfg.parallel,
         store=store,
     )
     logger.info(
@@ -85,6 +85,7 @@ def prepare_grid(p, catalog: Catalog, store: ObjectStore | None) -> Grid:
     )
     return Grid(
         splits=splits,
+        tune=qa[qa["split"] == "tune"].sort_values("qa_id").reset_index(drop=True),
         groups=qa.set_index("qa_id")["leakage_group"],
         cells=grid(list(adapters), chosen, cfg.few_shot.models, cfg.few_shot.k),
         retrievers=opened,

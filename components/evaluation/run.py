@@ -1,8 +1,8 @@
 """The grid run: retrieval once per retriever and split, then every cell answers and is scored.
 
-The ``evaluate`` stage opens the inputs and runs the protocol (:mod:`components.evaluation.protocol`),
-which calls :func:`retrieve` and :func:`evaluate_cells` once for dev and once for test;
-``bench/grid.py`` calls the same functions.
+The ``evaluate`` stage opens the inputs and the worker pool and runs the protocol
+(:mod:`components.evaluation.protocol`), which calls :func:`retrieve` and :func:`evaluate_cells`
+once for dev and once for test on that one pool; ``bench/grid.py`` calls the same functions.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.config import AdapterConfig, GenerationConfig, PromptConfig
+from components.config import AdapterConfig, GenerationConfig, ParallelConfig, PromptConfig
+from components.evaluation import sharding
 from components.evaluation.answer import build_rows, render_prompts, summarize
-from components.evaluation.executors import CellWork, Job, local_dir, run_local, run_on_ray
+from components.evaluation.executors import ModelVariant, PieceOutput, Task, local_dir, open_pool
 from components.evaluation.grid import NO_RETRIEVAL, Cell
 from components.evaluation.metrics import load_metric
 from components.io import dir_hash
@@ -57,8 +58,7 @@ class GridSetup:
     cache_dir: Path  # the prediction cache
     similarity_model: str | None  # an embedder folder: semantic similarity is scored (long answers)
     latency_questions: int  # questions per cell answered one at a time for the latency
-    workers: int  # 1: answer in this process; more: that many Ray actors (executors.run_on_ray)
-    cpus_per_worker: int
+    parallel: ParallelConfig  # where answers are generated: this process, or Ray actors (executors.open_pool)
     store: ObjectStore | None  # where the actors fetch the models from; None: the driver's paths
 
 
@@ -70,7 +70,7 @@ class CellResult:
     metrics: dict[str, float]
     params: dict  # what the cell's MLflow run records
     generated: int  # answers generated now (the rest came from the prediction cache)
-    node: str  # where its answers were generated: "local" or a Ray node id
+    node: str  # where its answers were generated: "local", or the Ray node id(s), comma-separated
 
 
 def retrieve(
@@ -127,19 +127,19 @@ def scorers(similarity_model: str | None) -> dict:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What the driver keeps of a cell while its job runs: prompts, the cache and what it already had."""
+    """What the driver keeps of a cell while its pieces run: prompts, the cache, what it already had."""
 
     cell: Cell
     found: Retrieved | None
     prompts: list[str]
     cache: PredictionCache
     cached: dict[int, object]
-    missing: list[int]
+    order: list[int]  # the cache's misses, in the length order they are generated in
 
 
-def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Plan], list[Job]]:
-    """Render every cell's prompts, look them up in the prediction cache, and group the rest into one job per model."""
-    plans, jobs, hashes = {}, {}, {}
+def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Plan], list[sharding.CellWork]]:
+    """Render every cell's prompts, look them up in the prediction cache, and list what is left to generate."""
+    plans, work, hashes = {}, [], {}
     n = min(setup.latency_questions, len(questions))
     for cell in cells:
         adapter_dir = setup.adapter_dirs.get(cell.model)
@@ -159,42 +159,80 @@ def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Pla
         }
         cache = PredictionCache(setup.cache_dir, scope)
         cached, missing = cache.lookup(prompts)
-        plans[cell.name] = _Plan(cell, found, prompts, cache, cached, missing)
-        job = jobs.setdefault(
-            cell.model, Job(cell.model, local_dir(setup.base_dir), local_dir(adapter_dir), setup.generation, [])
-        )
-        job.cells.append(CellWork(cell.name, [prompts[i] for i in missing], prompts[:n]))
-    return plans, list(jobs.values())
+        order = sorted(missing, key=lambda i: len(prompts[i]))  # the batches the transformers engine makes
+        plans[cell.name] = _Plan(cell, found, prompts, cache, cached, order)
+        work.append(sharding.CellWork(cell.name, cell.model, [prompts[i] for i in order], prompts[:n]))
+    return plans, work
+
+
+def _tasks(work: list[sharding.CellWork], setup: GridSetup, workers: int) -> list[list[Task]]:
+    """Each worker's tasks: the work split by (model variant, batch of questions) (:func:`sharding.split`)."""
+    from components.llm.engines import lora_rank
+
+    adapters = [d for m, d in setup.adapter_dirs.items() if m in {w.model for w in work}]
+    rank = lora_rank(adapters) if setup.generation.engine == "vllm" else 0
+    variants = {
+        m: ModelVariant(m, local_dir(setup.base_dir), local_dir(setup.adapter_dirs.get(m)))
+        for m in {w.model for w in work}
+    }
+    plan = sharding.split(work, workers, setup.generation.batch_size, setup.parallel.timed_cost)
+    return [[Task(variants[p.model], p, setup.generation, rank) for p in pieces] for pieces in plan]
 
 
 def evaluate_cells(
-    cells: list[Cell], questions: pd.DataFrame, retrieved: dict[str, Retrieved], setup: GridSetup, split: str
+    cells: list[Cell],
+    questions: pd.DataFrame,
+    retrieved: dict[str, Retrieved],
+    setup: GridSetup,
+    split: str,
+    pool=None,
 ) -> Iterator[CellResult]:
-    """Answer and score every cell on ``questions``; each model variant is loaded once, here or on a Ray worker.
+    """Answer and score every cell on ``questions``; results are yielded as each cell's answers are complete.
 
-    The driver renders the prompts, answers from the prediction cache what it can, and sends the rest
-    (and the timed latency pass) as one job per model variant to the executor
-    (:mod:`components.evaluation.executors`); results are scored and yielded as they come back.
+    The driver renders the prompts, answers from the prediction cache what it can, and has ``pool``
+    (:func:`components.evaluation.executors.open_pool`; one is opened for this call when None)
+    generate the rest, split by (model variant, batch of questions) over its workers.
     """
+    if pool is None:
+        with open_pool(setup.parallel, setup.store, os.environ.get("RAY_ADDRESS")) as opened:
+            yield from evaluate_cells(cells, questions, retrieved, setup, split, opened)
+        return
+    from components.progress import Progress
+
     score = scorers(setup.similarity_model)
-    plans, jobs = _plan(cells, questions, retrieved, setup, load_tokenizer(setup.base_dir))
-    if setup.workers > 1:
-        outputs = run_on_ray(jobs, setup.workers, setup.cpus_per_worker, os.environ.get("RAY_ADDRESS"), setup.store)
-    else:
-        outputs = run_local(jobs)
-    for out in outputs:
-        plan = plans[out.cell]
-        plan.cache.store([plan.prompts[i] for i in plan.missing], out.generations)
-        generations = {**plan.cached, **dict(zip(plan.missing, out.generations, strict=True))}
-        found = plan.found
-        hits = found.hits if found else None
-        answers = [generations[i] for i in range(len(plan.prompts))]
-        rows = build_rows(questions, plan.prompts, answers, hits, score, found.top_k if found else None)
-        if found:
-            rows["retrieval_latency_s"] = found.latencies_s  # per question: the trace's retriever span
-        retrieval_s = found.latencies_s if found else [0.0] * len(out.latencies_s)
-        latencies = [g + r for g, r in zip(out.latencies_s, retrieval_s, strict=False)]
-        metrics = summarize(plan.cell, rows, latencies, found.latencies_s if found else None)
-        metrics.update(training_metrics(setup.training.get(plan.cell.model)))
-        params = cell_params(plan.cell, setup, found, split)
-        yield CellResult(plan.cell, split, rows, metrics, params, len(plan.missing), out.node)
+    plans, work = _plan(cells, questions, retrieved, setup, load_tokenizer(setup.base_dir))
+    plan = _tasks(work, setup, pool.size)
+    expected, pieces = sharding.pieces_per_cell([[t.piece for t in tasks] for tasks in plan]), {}
+    total = sum(len(w.prompts) + len(w.timed) for w in work)
+    with Progress(total, f"answer {split}", "answers", enabled=total > 0) as progress:
+        outputs = pool.run(plan, progress)
+        for cell in [c.name for c in cells if c.name not in expected]:  # nothing to generate, nothing timed
+            yield _result(plans[cell], [], questions, setup, split, score)
+        for out in outputs:
+            pieces.setdefault(out.cell, []).append(out)
+            if len(pieces[out.cell]) == expected[out.cell]:
+                yield _result(plans[out.cell], pieces.pop(out.cell), questions, setup, split, score)
+
+
+def _result(plan: _Plan, outs: list[PieceOutput], questions, setup, split, score) -> CellResult:
+    """A cell's answers put back together from its pieces (and the cache), scored."""
+    outs = sorted(outs, key=lambda o: o.start)
+    generated = [g for o in outs for g in o.generations]
+    timed = [s for o in outs for s in o.latencies_s]
+    plan.cache.store([plan.prompts[i] for i in plan.order], generated)
+    generations = {**plan.cached, **dict(zip(plan.order, generated, strict=True))}
+    found = plan.found
+    hits = found.hits if found else None
+    answers = [generations[i] for i in range(len(plan.prompts))]
+    rows = build_rows(questions, plan.prompts, answers, hits, score, found.top_k if found else None)
+    if found:
+        rows["retrieval_latency_s"] = found.latencies_s  # per question: the trace's retriever span
+    # the first questions, answered alone: the trace's LLM span (else a batch share)
+    rows["query_latency_s"] = [*timed, *[float("nan")] * (len(rows) - len(timed))]
+    retrieval_s = found.latencies_s if found else [0.0] * len(timed)
+    latencies = [g + r for g, r in zip(timed, retrieval_s, strict=False)]
+    metrics = summarize(plan.cell, rows, latencies, found.latencies_s if found else None)
+    metrics.update(training_metrics(setup.training.get(plan.cell.model)))
+    params = cell_params(plan.cell, setup, found, split)
+    node = ",".join(sorted({o.node for o in outs})) or "local"
+    return CellResult(plan.cell, split, rows, metrics, params, len(plan.order), node)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -88,11 +88,18 @@ def clean_answer(text: str) -> str:
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> list[Generation]:
-    """Greedy answers for rendered prompts, in batches of ``cfg.batch_size``, on the model's device."""
+def generate(
+    model, tokenizer, prompts: list[str], cfg: GenerationConfig, on_batch: Callable[[int], None] | None = None
+) -> list[Generation]:
+    """Greedy answers for rendered prompts, in batches of ``cfg.batch_size``, on the model's device.
+
+    Prompts are batched in length order (less padding), so any run of whole batches of that order
+    answers the same when generated on its own (the grid's split relies on it). ``on_batch`` is
+    told the size of each batch done (the caller shows the progress); without it a bar of its own.
+    """
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding per batch
     by_index: dict[int, Generation] = {}
-    progress = Progress(len(prompts), "generate", "answers", enabled=bool(prompts))
+    progress = Progress(len(prompts), "generate", "answers", enabled=bool(prompts) and on_batch is None)
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
@@ -117,5 +124,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig) -> lis
                 hit_cap=n_completion >= cfg.max_new_tokens,
             )
         progress.update(len(idx))
+        if on_batch is not None:
+            on_batch(len(idx))
     progress.close()  # the closing line: answers, seconds, answers/s
     return [by_index[i] for i in range(len(prompts))]

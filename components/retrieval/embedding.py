@@ -2,21 +2,26 @@
 
 Texts are encoded in length-sorted batches (similar lengths pad little), either in this process or,
 for a large corpus or when a Ray cluster is configured, with Ray Data: ``map_batches`` over an
-actor pool in which each actor loads the model once. Both strategies return unit-normalised
-float32 vectors in the order of the input texts, and both report their throughput.
+actor pool in which each actor loads the model once (on its own GPU with
+``ray_embedding.gpus_per_actor``). With an object store the actors fetch the embedder from it
+(uploaded once per content hash), so no node needs the driver's disk. Both strategies return
+unit-normalised float32 vectors in the order of the input texts, and both report their throughput.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from components.config import EmbedderConfig, RayEmbeddingConfig
 from components.llm.models import package_dir
 from components.progress import Progress
+from components.storage import ObjectStore, on_this_node, publish_dir
 
 logger = logging.getLogger(__name__)
 
@@ -55,20 +60,26 @@ def _encode_local(embedder: Embedder, texts: list[str], progress: bool) -> np.nd
 def _encode_ray(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
     """Encode with Ray Data: ``map_batches`` over an actor pool, each actor loading the model once.
 
-    The actor class is defined here so that Ray ships it by value: workers need sentence-transformers
-    and the model path, not this package.
+    The actors load the embedder from where every node reaches it (:func:`components.storage.publish_dir`:
+    the store, or the driver's path without one), on a GPU of their own when ``gpus_per_actor`` asks.
     """
     import ray
 
+    from components.ray_runtime import start_ray
+
     ray_cfg = embedder.ray
     assert ray_cfg is not None
-    model_path, batch_size = embedder_path(embedder.cfg), embedder.cfg.batch_size
+    name = "embedder-" + re.sub(r"[^A-Za-z0-9._-]+", "-", embedder.name)  # an object-store key, one level
+    folder = publish_dir(Path(embedder_path(embedder.cfg)), embedder.store, name)
+    batch_size, gpu = embedder.cfg.batch_size, bool(ray_cfg.gpus_per_actor)
 
     class _EmbedActor:
         def __init__(self) -> None:
+            import torch
             from sentence_transformers import SentenceTransformer
 
-            self.model = SentenceTransformer(model_path, device="cpu")
+            device = "cuda" if gpu and torch.cuda.is_available() else "cpu"  # Ray set CUDA_VISIBLE_DEVICES to its own
+            self.model = SentenceTransformer(str(on_this_node(folder)), device=device)
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             order = np.argsort([-len(t) for t in batch["text"]], kind="stable")
@@ -82,8 +93,7 @@ def _encode_ray(embedder: Embedder, texts: list[str], progress: bool) -> np.ndar
             )
             return {"i": batch["i"], "vector": vectors}
 
-    if not ray.is_initialized():  # this run's own local instance, never another run's (or the configured cluster)
-        ray.init(address=None if embedder.ray_cluster else "local", include_dashboard=False)
+    start_ray(ray_cfg.num_actors, embedder.cluster_address)  # this run's own local instance, or the cluster
     # Sorting by length before Ray cuts the batches keeps each batch's texts of similar length.
     order = np.argsort([-len(t) for t in texts], kind="stable")
     items = [{"i": int(i), "text": texts[i]} for i in order]
@@ -95,6 +105,7 @@ def _encode_ray(embedder: Embedder, texts: list[str], progress: bool) -> np.ndar
         batch_format="numpy",
         concurrency=ray_cfg.num_actors,
         num_cpus=1,
+        num_gpus=ray_cfg.gpus_per_actor,
     )
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
@@ -112,7 +123,8 @@ class Embedder:
         cfg: the embedder's params.
         device: torch device for in-process encoding.
         ray: when set, corpora of at least ``ray.min_chunks`` texts are embedded with Ray Data.
-        ray_cluster: a Ray cluster is configured (``RAY_ADDRESS``): use Ray Data whatever the size.
+        cluster_address: a Ray cluster is configured (``RAY_ADDRESS``): use Ray Data whatever the size.
+        store: the object store the Ray Data actors fetch the embedder from (None: the driver's path).
     """
 
     def __init__(
@@ -120,13 +132,15 @@ class Embedder:
         cfg: EmbedderConfig,
         device: str = "cpu",
         ray: RayEmbeddingConfig | None = None,
-        ray_cluster: bool = False,
+        cluster_address: str | None = None,
+        store: ObjectStore | None = None,
     ):
         from sentence_transformers import SentenceTransformer
 
         self.cfg = cfg
         self.ray = ray
-        self.ray_cluster = ray_cluster
+        self.cluster_address = cluster_address
+        self.store = store
         self.model = SentenceTransformer(embedder_path(cfg), device=device)
         self.dim = int(self.model.get_embedding_dimension())
 
@@ -136,7 +150,7 @@ class Embedder:
 
     def strategy(self, n_texts: int) -> EncodeStrategy:
         """Ray Data for a large corpus or a configured cluster, this process otherwise."""
-        if self.ray is not None and (self.ray_cluster or n_texts >= self.ray.min_chunks):
+        if self.ray is not None and (self.cluster_address or n_texts >= self.ray.min_chunks):
             return _encode_ray
         return _encode_local
 

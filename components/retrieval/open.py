@@ -15,20 +15,28 @@ class Embedders:
     Args:
         configs: ``retrieval.embedders``.
         ray: for corpus embedding: Ray Data above its ``min_chunks`` (None: always in this process).
-        ray_cluster: a Ray cluster is configured (``RAY_ADDRESS``): corpus embedding uses Ray Data.
+        cluster_address: a Ray cluster is configured (``RAY_ADDRESS``): corpus embedding uses Ray Data there.
+        store: the object store the Ray Data actors fetch the embedder from (None: the driver's path).
     """
 
     def __init__(
-        self, configs: dict[str, EmbedderConfig], ray: RayEmbeddingConfig | None = None, ray_cluster: bool = False
+        self,
+        configs: dict[str, EmbedderConfig],
+        ray: RayEmbeddingConfig | None = None,
+        cluster_address: str | None = None,
+        store=None,
     ) -> None:
         self.configs = configs
         self.ray = ray
-        self.ray_cluster = ray_cluster
+        self.cluster_address = cluster_address
+        self.store = store
         self._loaded: dict[str, Embedder] = {}
 
     def __getitem__(self, name: str) -> Embedder:
         if name not in self._loaded:
-            self._loaded[name] = Embedder(self.configs[name], ray=self.ray, ray_cluster=self.ray_cluster)
+            self._loaded[name] = Embedder(
+                self.configs[name], ray=self.ray, cluster_address=self.cluster_address, store=self.store
+            )
         return self._loaded[name]
 
 

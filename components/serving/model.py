@@ -9,6 +9,7 @@ downloading stay in ``components.tracking``; what a version bundles is in
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -35,7 +36,9 @@ def _questions(model_input) -> list[str]:
 class RagtuneModel(mlflow.pyfunc.PythonModel):
     """A grid cell as a pyfunc: ``predict`` takes questions and returns answers (+ retrieved doc ids).
 
-    Artifacts: ``bundle`` (bundle.json) and, with an adapter, ``adapter`` (the adapter folder).
+    Artifacts: ``bundle`` (bundle.json), with an adapter ``adapter`` (the adapter folder), with a
+    local index ``index`` (the copy of its pinned table version). Logged from code
+    (:mod:`components.serving.pyfunc_code`), never pickled.
     """
 
     def load_context(self, context) -> None:
@@ -43,11 +46,14 @@ class RagtuneModel(mlflow.pyfunc.PythonModel):
         from components import tracking
 
         self.bundle = Bundle.model_validate_json(Path(context.artifacts["bundle"]).read_text(encoding="utf-8"))
-        adapter = context.artifacts.get("adapter")
-        base_dir = tracking.download(self.bundle.base_model_uri)
-        self.model, self.tokenizer, self.retriever = load_parts(
-            self.bundle, base_dir, Path(adapter) if adapter else None
-        )
+        adapter, index = context.artifacts.get("adapter"), context.artifacts.get("index")
+        # The base model (~0.5 GB) is read once into memory: its copy goes when loaded, or every load of
+        # a champion (each gate run, each server start) would leave one in the machine's temp folder.
+        with tempfile.TemporaryDirectory(prefix="ragtune-base-model-") as tmp:
+            base_dir = tracking.download(self.bundle.base_model_uri, Path(tmp))
+            self.model, self.tokenizer, self.retriever = load_parts(
+                self.bundle, base_dir, Path(adapter) if adapter else None, Path(index) if index else None
+            )
         logger.info("loaded %s", self.bundle.cell)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
@@ -55,26 +61,30 @@ class RagtuneModel(mlflow.pyfunc.PythonModel):
         return answer(self.model, self.tokenizer, self.retriever, self.bundle, _questions(model_input))
 
 
-def load_parts(bundle: Bundle, base_dir: Path, adapter_dir: Path | None) -> tuple:
-    """The model (base + adapter), tokenizer and retriever (None: closed-book) a bundle answers with."""
+def load_parts(bundle: Bundle, base_dir: Path, adapter_dir: Path | None, index_dir: Path | None = None) -> tuple:
+    """The model (base + adapter), tokenizer and retriever (None: closed-book) a bundle answers with.
+
+    ``index_dir``: the copy of the index a version carries; None: the table the bundle references.
+    """
     from components.llm.models import load_model, load_tokenizer
 
-    retriever = open_retriever(bundle) if bundle.retriever is not None else None
+    retriever = open_retriever(bundle, index_dir) if bundle.retriever is not None else None
     return load_model(base_dir, adapter_dir), load_tokenizer(base_dir), retriever
 
 
-def open_retriever(bundle: Bundle):
-    """The bundle's retriever on its LanceDB table, pinned at the table version it was evaluated on."""
-    import lancedb
+def open_retriever(bundle: Bundle, index_dir: Path | None = None):
+    """The bundle's retriever on the table version it was evaluated on, checked against its content hash.
 
+    Raises:
+        components.serving.index_bundle.IndexIntegrityError: the table is not the one the cell was scored on.
+    """
     from components.retrieval.embedding import Embedder
-    from components.retrieval.index import open_table_at
     from components.retrieval.search import Retriever
+    from components.serving.index_bundle import open_verified
 
-    refs = (bundle.index_uri, bundle.index_table, bundle.index_version, bundle.embedder)
-    if any(ref is None for ref in refs):
+    if bundle.index_table is None or bundle.embedder is None:
         raise ValueError(f"bundle {bundle.cell!r} has a retriever but no index reference or embedder")
-    table = open_table_at(lancedb.connect(bundle.index_uri), bundle.index_table, bundle.index_version)
+    table = open_verified(bundle.index_uri, bundle.index_table, bundle.index_version, bundle.index_hash, index_dir)
     return Retriever(bundle.retriever, table, Embedder(bundle.embedder))
 
 

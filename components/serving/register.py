@@ -1,7 +1,7 @@
 """Registering grid cells: the champion (``ragtune-qa@champion``) and each trained adapter.
 
-The bundle (:mod:`.bundle`) and the pyfunc class (:mod:`.model`) are ragtune's; the registry calls
-go through ``components.tracking``.
+The bundle (:mod:`.bundle`) and the pyfunc class (:mod:`.model`, logged from code by
+:mod:`.pyfunc_code`, never pickled) are ragtune's; the registry calls go through ``components.tracking``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from components.catalog.artifacts import Choice
 from components.config import EmbedderConfig, GenerationConfig, PromptConfig, RegistryConfig, RetrieverConfig
 from components.io import dir_hash
 from components.serving.bundle import NO_RETRIEVAL, Bundle, bundle_files, bundle_hash, make_bundle
-from components.serving.model import RagtuneModel
 
 logger = logging.getLogger(__name__)
 
 CODE_PATH = Path(__file__).resolve().parents[1]  # the `components` package travels with every version
+MODEL_CODE = Path(__file__).with_name("pyfunc_code.py")  # what MLflow runs to load a version (models from code)
 
 
 def register_bundle(
@@ -29,12 +29,17 @@ def register_bundle(
     adapter_dir: Path | None,
     alias: str | None = None,
     tags: dict[str, str] | None = None,
+    expected: str | None = None,
 ) -> dict:
-    """Register ``bundle`` as a version of ``name`` (a :class:`RagtuneModel`).
+    """Register ``bundle`` as a version of ``name`` (a :class:`~components.serving.model.RagtuneModel`).
 
     A version whose content hash (tag ``ragtune.bundle_hash``) matches is reused, not duplicated;
-    ``alias`` is (re)pointed at the resulting version either way: call it only for a cell that
+    ``alias`` is (re)pointed at the resulting version either way, by compare-and-set from
+    ``expected`` (the version the gate judged against; None: none): call it only for a cell that
     passed the gate (:func:`components.serving.champion.judge`).
+
+    Raises:
+        components.tracking.AliasMovedError: the alias no longer points at ``expected``.
 
     Returns:
         ``name``, ``version``, ``run_id``, ``bundle_hash``, ``created`` (False when reused), ``model_uri``.
@@ -59,7 +64,7 @@ def register_bundle(
         version, created = tracking.register_pyfunc(
             name,
             digest,
-            RagtuneModel(),
+            MODEL_CODE,
             lambda tmp: bundle_files(bundle, adapter_dir, tmp),
             [str(CODE_PATH)],
             bundle.model_dump(mode="json"),
@@ -67,7 +72,7 @@ def register_bundle(
             tags or {},
         )
     if alias is not None:
-        tracking.set_alias(name, alias, str(version.version))
+        tracking.move_alias(name, alias, str(version.version), expected)
     logger.info(
         "%s version %s (%s)%s",
         name,
@@ -158,19 +163,18 @@ def plan_cell(
     return CellPlan(choice, bundle, adapter_dir, bundle_hash(bundle, adapter_dir))
 
 
-def register_cell(plan: CellPlan, base_dir: Path, registry: RegistryConfig, tags: dict[str, str]) -> dict:
+def register_cell(
+    plan: CellPlan, base_dir: Path, registry: RegistryConfig, tags: dict[str, str], expected: str | None
+) -> dict:
     """Register the planned cell as a version of ``registry.name`` and point ``registry.alias`` at it.
 
-    Only for a cell that passed the gate: this moves the alias.
+    Only for a cell that passed the gate: this moves the alias, and only from ``expected``, the
+    version the gate judged against (compare-and-set).
     """
     choice = plan.choice
-    result = register_bundle(
-        registry.name,
-        plan.bundle,
-        base_dir,
-        plan.adapter_dir,
-        registry.alias,
-        {**tags, "ragtune.source_run_id": choice.run_id},
-    )
+    run_tags = {**tags, "ragtune.source_run_id": choice.run_id}
+    result = register_bundle(registry.name, plan.bundle, base_dir, plan.adapter_dir, None, run_tags)
     tracking.log_to_run(choice.run_id, tags={"ragtune.registered_as": f"{result['name']}/{result['version']}"})
+    tracking.move_alias(registry.name, registry.alias, result["version"], expected)  # last: a failure before leaves it
+    logger.info("%s version %s is now @%s", registry.name, result["version"], registry.alias)
     return result

@@ -10,13 +10,16 @@ by the stage that logs cells, and the other stages do not depend on the evaluati
 
 from components.tracking.dashboard import mark_leaderboard, urls
 from components.tracking.registry import (
+    AliasMovedError,
+    RegistryError,
     alias_version,
     download,
     ensure_base_model,
     find_version,
+    is_tracking_error,
     load_pyfunc,
+    move_alias,
     register_pyfunc,
-    set_alias,
 )
 from components.tracking.runs import (
     DEFAULT_ARTIFACTS,
@@ -41,6 +44,7 @@ from components.tracking.runs import (
 )
 
 __all__ = [
+    "AliasMovedError",
     "DEFAULT_ARTIFACTS",
     "DEFAULT_DB",
     "alias_version",
@@ -50,6 +54,7 @@ __all__ = [
     "download",
     "ensure_base_model",
     "find_version",
+    "is_tracking_error",
     "flat",
     "git_commit",
     "latest_parent",
@@ -59,12 +64,13 @@ __all__ = [
     "log_to_run",
     "log_training",
     "mark_leaderboard",
+    "move_alias",
     "ops_experiment",
     "provenance_tags",
     "register_pyfunc",
+    "RegistryError",
     "run_info",
     "run_params",
-    "set_alias",
     "setup",
     "setup_ops",
     "start_parent",

@@ -227,7 +227,7 @@ def log_training(run_name: str, params: dict, history: list[dict], summary: dict
     run_tags = {**tags, "ragtune.kind": "training", "ragtune.adapter": run_name}
     with mlflow.start_run(run_name=run_name, tags=run_tags) as run:
         mlflow.log_params(flat(params))
-        _log_curves(history, ("loss", "tokens_per_s", "dev_loss"), summary, final=("loss", "tokens_per_s"))
+        _log_curves(history, ("loss", "tokens_per_s", "tune_loss"), summary, final=("loss", "tokens_per_s"))
         return run.info.run_id
 
 
@@ -235,7 +235,7 @@ def log_sweep_trial(parent_id: str, name: str, params: dict, curve: list[dict], 
     """One sweep trial as a child of the sweep's parent run: its hyperparameters and loss curves.
 
     Args:
-        curve: per-step rows with ``step`` and any of ``loss``, ``dev_loss`` (metric histories; a
+        curve: per-step rows with ``step`` and any of ``loss``, ``tune_loss`` (metric histories; a
             row leaves out a value it does not have).
         summary: final numbers; non-numeric values are skipped.
     """
@@ -246,7 +246,7 @@ def log_sweep_trial(parent_id: str, name: str, params: dict, curve: list[dict], 
         ) as run,
     ):
         mlflow.log_params(flat(params))
-        _log_curves(curve, ("loss", "dev_loss"), summary, final=("loss", "dev_loss"))
+        _log_curves(curve, ("loss", "tune_loss"), summary, final=("loss", "tune_loss"))
         return run.info.run_id
 
 

@@ -19,12 +19,11 @@ from mlflow.genai.scorers import Scorer, scorer
 EXPECTED = "expected"
 
 
-def question_fields(outputs, expectations: dict | None, trace) -> dict:
+def fields(outputs, expectations: dict | None, documents: list[dict] | None) -> dict:
     """The keyword arguments of a score: answer, accepted answers and gold documents (the ``expected``
-    expectation), retrieved passages and their documents (None without a retriever span: closed book)."""
+    expectation), retrieved passages and their documents (``documents``: the retriever span's outputs;
+    None: closed book)."""
     expected = (expectations or {}).get(EXPECTED) or {}
-    retrieved = trace.search_spans(span_type=SpanType.RETRIEVER) if trace is not None else []
-    documents = (retrieved[0].outputs or []) if retrieved else None
     return {
         "answer": str(outputs or ""),
         "answers": [str(a) for a in expected.get("answers") or []],
@@ -32,6 +31,12 @@ def question_fields(outputs, expectations: dict | None, trace) -> dict:
         "passages": None if documents is None else [d["page_content"] for d in documents],
         "doc_ids": None if documents is None else [d["metadata"]["doc_uri"] for d in documents],
     }
+
+
+def question_fields(outputs, expectations: dict | None, trace) -> dict:
+    """:func:`fields` of a stored trace: the documents are its retriever span's outputs (no such span: closed book)."""
+    retrieved = trace.search_spans(span_type=SpanType.RETRIEVER) if trace is not None else []
+    return fields(outputs, expectations, (retrieved[0].outputs or []) if retrieved else None)
 
 
 def mlflow_scorer(name: str, score: Callable[..., float | None]) -> Scorer:

@@ -15,7 +15,7 @@ Each source has its own strategy function in :data:`SOURCES`:
   on the answer only (RAFT, Zhang et al. 2024). A model learns to read the context and to ignore
   distractors.
 
-Test and dev questions are never trained on: :func:`build_examples` keeps the train split itself.
+Tune, dev and test questions are never trained on: :func:`build_examples` keeps the train split itself.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class TrainingInputs:
     top_k: dict[str, int] = field(default_factory=dict)  # retriever name -> passages per prompt
 
     def train_qa(self) -> pd.DataFrame:
-        """Train-split questions only: dev and test questions never reach training."""
+        """Train-split questions only: tune, dev and test questions never reach training."""
         if self.qa.empty:
             return self.qa
         return self.qa[self.qa["split"] == "train"]
@@ -201,7 +201,7 @@ def build_examples(inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompt
 
 
 def held_out_examples(
-    inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompts: PromptConfig, n_questions: int, split: str = "dev"
+    inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompts: PromptConfig, n_questions: int, split: str = "tune"
 ) -> list[dict]:
     """Answer-only examples of the first ``n_questions`` of ``split``, in the adapter's own format.
 
@@ -220,13 +220,13 @@ def held_out_examples(
 def examples_and_dev(
     inputs: TrainingInputs, tokenizer, cfg: AdapterConfig, prompts: PromptConfig
 ) -> tuple[list[dict], list[dict]]:
-    """An adapter's training examples and its held-out dev examples (none, with a warning, when there are no
-    dev questions or the adapter has no ``eval_every``: it then keeps its last weights and never stops early)."""
+    """An adapter's training examples and its held-out tune examples (none, with a warning, when there are no
+    tune questions or the adapter has no ``eval_every``: it then keeps its last weights and never stops early)."""
     examples = build_examples(inputs, tokenizer, cfg, prompts)
     if cfg.eval_every is None:
         return examples, []
     try:
-        return examples, held_out_examples(inputs, tokenizer, cfg, prompts, cfg.dev_questions)
+        return examples, held_out_examples(inputs, tokenizer, cfg, prompts, cfg.tune_questions)
     except ValueError as exc:
-        logger.warning("adapter %s: %s: no dev loss, no early stopping, the last weights are kept", cfg.name, exc)
+        logger.warning("adapter %s: %s: no tune loss, no early stopping, the last weights are kept", cfg.name, exc)
         return examples, []

@@ -4,9 +4,9 @@ Each trial is one Ray Train run of the sweep's base adapter (``sweep.adapter`` i
 params/finetune.yaml: its data sources, batch size and length) with ``r``, ``alpha``, ``dropout``
 and ``learning_rate`` sampled from ``sweep.space``. Trials run the same ``TorchTrainer`` and worker
 code as ``ragtune finetune`` (:func:`components.training.trainer.make_trainer`); every ``eval_every`` steps
-the workers measure the loss on held-out dev questions (:func:`components.training.trainer.held_out_examples`)
-and ASHA (Li et al. 2020) stops the trials whose dev loss is in the worst part of those that
-reached the same step. The best trial is the completed one with the lowest final dev loss; the
+the workers measure the loss on held-out tune questions (:func:`components.training.trainer.held_out_examples`)
+and ASHA (Li et al. 2020) stops the trials whose tune loss is in the worst part of those that
+reached the same step. The best trial is the completed one with the lowest final tune loss; the
 sweep proposes it as a new adapter entry, which goes into the grid like any other once it is added
 to params/finetune.yaml (a human reads the sweep before it changes what the pipeline trains).
 """
@@ -22,6 +22,7 @@ import pandas as pd
 
 from components.config import INTEGER_HYPERPARAMETERS, AdapterConfig, RayConfig, SweepConfig
 from components.decision.markdown import to_markdown
+from components.storage import ObjectStore, StoredDir, publish_dir, ray_storage
 from components.training.trainer import ensure_ray, make_trainer, plan_steps
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,11 @@ def _trial(
     *,
     examples: list[dict],
     eval_examples: list[dict],
-    base_dir: str,
+    base_model: StoredDir,
     base: dict,
     ray_cfg: dict,
     storage_dir: str,
+    store: ObjectStore | None,
     max_steps: int,
     eval_every: int,
 ) -> None:
@@ -73,7 +75,7 @@ def _trial(
     run_name = f"{cfg.name}-{ray.tune.get_context().get_trial_id()}"
     trainer = make_trainer(
         examples,
-        Path(base_dir),
+        base_model,
         cfg,
         ray_config,
         Path(storage_dir),
@@ -82,8 +84,9 @@ def _trial(
         eval_examples=eval_examples,
         eval_every=eval_every,
         callbacks=[TuneReportCallback()],
-        report_every=eval_every,  # every report then carries the dev loss ASHA compares
+        report_every=eval_every,  # every report then carries the tune loss ASHA compares
         early_stopping=False,  # ASHA decides which trials stop
+        store=store,
     )
     trainer.fit()
 
@@ -97,14 +100,16 @@ def run_sweep(
     ray_cfg: RayConfig,
     storage_dir: Path,
     cluster_address: str | None = None,
+    store: ObjectStore | None = None,
 ) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
     """Run the sweep; return one row per trial and each trial's per-step loss curve.
 
     Rows: ``trial``, the sampled hyperparameters, ``steps`` reached, ``planned_steps``, final
-    ``loss`` and ``dev_loss``, ``stopped`` (by ASHA), ``error``; sorted best first.
+    ``loss`` and ``tune_loss``, ``stopped`` (by ASHA), ``error``; sorted best first. With ``store``
+    the base model is uploaded once and the sweep's state and every trial's run live in the object
+    store, so no node needs this machine's disk.
     """
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     if not examples or not eval_examples:
         raise ValueError(f"sweep of {base.name!r}: needs training examples and held-out examples")
@@ -114,35 +119,17 @@ def run_sweep(
         _trial,
         examples=examples,
         eval_examples=eval_examples,
-        base_dir=str(base_dir.resolve()),
+        base_model=publish_dir(base_dir, store, "base"),
         base=base.model_dump(mode="json"),
         ray_cfg=ray_cfg.model_dump(),
         storage_dir=str((storage_dir / "trials").resolve()),
+        store=store,
         max_steps=cfg.max_steps,
         eval_every=cfg.eval_every,
     )
-    scheduler = ASHAScheduler(
-        time_attr="step",  # optimiser steps, as the workers report them
-        max_t=planned,
-        grace_period=min(cfg.grace_period, planned),
-        reduction_factor=cfg.reduction_factor,
-        stop_last_trials=False,  # a trial that reached max_t ends on its own, its Ray Train run cleanly shut down
-    )
-    tuner = tune.Tuner(
-        # the trial itself only waits on its Ray Train run, whose workers hold the CPUs (Tune refuses 0)
-        tune.with_resources(trainable, {"CPU": 0.01}),
-        param_space=search_space(cfg),
-        tune_config=tune.TuneConfig(
-            metric="dev_loss",
-            mode="min",
-            scheduler=scheduler,
-            num_samples=cfg.num_samples,
-            search_alg=_seeded_search(cfg.seed, cfg.max_concurrent),
-        ),
-        run_config=tune.RunConfig(storage_path=str(storage_dir.resolve()), name=f"sweep-{base.name}"),
-    )
+    tuner = _tuner(trainable, cfg, planned, base.name, ray_storage(storage_dir, store, "sweep"))
     logger.info(
-        "sweep of %s: %d trials of up to %d steps, dev loss every %d steps",
+        "sweep of %s: %d trials of up to %d steps, tune loss every %d steps",
         base.name,
         cfg.num_samples,
         planned,
@@ -150,9 +137,36 @@ def run_sweep(
     )
     trials, curves = _collect(tuner.fit(), list(cfg.space), planned)
     trials = trials.assign(completed=_completed(trials)).sort_values(
-        ["completed", "dev_loss"], ascending=[False, True], na_position="last"
+        ["completed", "tune_loss"], ascending=[False, True], na_position="last"
     )
     return trials.drop(columns="completed").reset_index(drop=True), curves
+
+
+def _tuner(trainable, cfg: SweepConfig, planned: int, name: str, storage: tuple):
+    """The Tune run: ASHA on dev loss over the seeded search, its state in ``storage`` (path, filesystem)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    scheduler = ASHAScheduler(
+        time_attr="step",  # optimiser steps, as the workers report them
+        max_t=planned,
+        grace_period=min(cfg.grace_period, planned),
+        reduction_factor=cfg.reduction_factor,
+        stop_last_trials=False,  # a trial that reached max_t ends on its own, its Ray Train run cleanly shut down
+    )
+    return tune.Tuner(
+        # the trial itself only waits on its Ray Train run, whose workers hold the CPUs (Tune refuses 0)
+        tune.with_resources(trainable, {"CPU": 0.01}),
+        param_space=search_space(cfg),
+        tune_config=tune.TuneConfig(
+            metric="tune_loss",
+            mode="min",
+            scheduler=scheduler,
+            num_samples=cfg.num_samples,
+            search_alg=_seeded_search(cfg.seed, cfg.max_concurrent),
+        ),
+        run_config=tune.RunConfig(storage_path=storage[0], storage_filesystem=storage[1], name=f"sweep-{name}"),
+    )
 
 
 def _collect(grid, space: list[str], planned: int) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
@@ -163,9 +177,9 @@ def _collect(grid, space: list[str], planned: int) -> tuple[pd.DataFrame, dict[s
         trial = str(metrics.get("trial_id") or Path(result.path).name)
         frame = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
         # the frame is rectangular: a report without a value holds NaN there, which a curve leaves out
-        records = frame[[c for c in ("step", "loss", "dev_loss") if c in frame]].to_dict("records")
+        records = frame[[c for c in ("step", "loss", "tune_loss") if c in frame]].to_dict("records")
         curve = [{k: v for k, v in r.items() if not _nan(v)} for r in records]
-        dev = [r["dev_loss"] for r in curve if "dev_loss" in r]
+        dev = [r["tune_loss"] for r in curve if "tune_loss" in r]
         steps = int(metrics.get("step", 0))
         rows.append(
             {
@@ -174,7 +188,7 @@ def _collect(grid, space: list[str], planned: int) -> tuple[pd.DataFrame, dict[s
                 "steps": steps,
                 "planned_steps": planned,
                 "loss": metrics.get("loss", math.nan),
-                "dev_loss": dev[-1] if dev else math.nan,
+                "tune_loss": dev[-1] if dev else math.nan,
                 "stopped": result.error is None and steps < planned,
                 "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
             }
@@ -205,10 +219,10 @@ def best_adapter(trials: pd.DataFrame, base: AdapterConfig, space: list[str]) ->
     It keeps the base adapter's ``max_steps`` (the trial ran the sweep's), so it trains as long as
     the adapter it tunes.
     """
-    done = trials[_completed(trials) & trials["dev_loss"].notna()]
+    done = trials[_completed(trials) & trials["tune_loss"].notna()]
     if done.empty:
         return None
-    best = done.sort_values("dev_loss").iloc[0]
+    best = done.sort_values("tune_loss").iloc[0]
     hyper = {name: _plain(best[name]) for name in space}
     return AdapterConfig(**{**base.model_dump(), **hyper, "name": f"{base.name}-tuned"})
 
@@ -223,14 +237,14 @@ def trials_markdown(trials: pd.DataFrame, best: AdapterConfig | None, base: Adap
     import yaml
 
     table = trials.copy()
-    for column in ("loss", "dev_loss", "learning_rate", "dropout"):
+    for column in ("loss", "tune_loss", "learning_rate", "dropout"):
         if column in table:
             table[column] = table[column].map(lambda v: "-" if _nan(v) or v is None else f"{v:.4g}")
     table["error"] = table["error"].fillna("")
     lines = [
         f"# Sweep of {base.name}",
         "",
-        "Trials best first (completed trials by final dev loss, then those ASHA stopped early).",
+        "Trials best first (completed trials by final tune loss, then those ASHA stopped early).",
         "",
         to_markdown(table, list(table.columns)),
     ]
@@ -248,14 +262,14 @@ def trials_markdown(trials: pd.DataFrame, best: AdapterConfig | None, base: Adap
     return "\n".join(lines) + "\n"
 
 
-def sweep(params, catalog, tags: dict[str, str]) -> str:
+def sweep(params, catalog, tags: dict[str, str], store: ObjectStore | None = None) -> str:
     """``ragtune sweep``: run the sweep of ``params.finetune.sweep``, record it, return its report.
 
     Writes ``reports/sweep.md`` and ``metrics/sweep.json``; logs one MLflow parent run with a child
-    per trial (MLflow must be set up by the caller).
+    per trial (MLflow must be set up by the caller). ``store``: the object store the runs go through.
 
     Raises:
-        ValueError: no held-out dev questions to measure the loss on.
+        ValueError: no held-out tune questions to measure the loss on.
     """
     import json
     import time
@@ -272,7 +286,7 @@ def sweep(params, catalog, tags: dict[str, str]) -> str:
     inputs = load_inputs(catalog, [base], params.retrieval)
     tokenizer = load_tokenizer(catalog.base_model)
     examples = build_examples(inputs, tokenizer, base, prompts)
-    held_out = held_out_examples(inputs, tokenizer, base, prompts, cfg.dev_questions)
+    held_out = held_out_examples(inputs, tokenizer, base, prompts, cfg.tune_questions)
     trials, curves = run_sweep(
         examples,
         held_out,
@@ -282,6 +296,7 @@ def sweep(params, catalog, tags: dict[str, str]) -> str:
         params.finetune.ray,
         catalog.scratch("sweep"),
         cluster_address=os.environ.get("RAY_ADDRESS"),
+        store=store,
     )
     best = best_adapter(trials, base, list(cfg.space))
     run_params = {
@@ -294,7 +309,7 @@ def sweep(params, catalog, tags: dict[str, str]) -> str:
     )
     for row in trials.to_dict("records"):
         hyper = {name: row[name] for name in cfg.space}
-        summary = {k: row[k] for k in ("steps", "loss", "dev_loss")} | {"stopped": float(row["stopped"])}
+        summary = {k: row[k] for k in ("steps", "loss", "tune_loss")} | {"stopped": float(row["stopped"])}
         tracking.log_sweep_trial(parent, row["trial"], hyper, curves[row["trial"]], summary, tags)
     report = trials_markdown(trials, best, base)
     write_text(report, catalog.sweep_report)
@@ -305,5 +320,5 @@ def sweep(params, catalog, tags: dict[str, str]) -> str:
         catalog.metrics("sweep"),
     )
     if best is not None:  # trials are sorted best first: the proposed adapter's trial is the first row
-        tracking.log_to_run(parent, {"best_dev_loss": float(trials.iloc[0]["dev_loss"])}, [catalog.sweep_report])
+        tracking.log_to_run(parent, {"best_tune_loss": float(trials.iloc[0]["tune_loss"])}, [catalog.sweep_report])
     return report

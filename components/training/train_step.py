@@ -120,8 +120,8 @@ def train_step(model, optimizer, scheduler, micro: list[tuple], device, bf16: bo
     """One optimiser step over gradient-accumulated micro-batches.
 
     The loss of each micro-batch is weighted by its share of supervised tokens, so the step's
-    gradient equals that of one batch holding all of them. Under DDP the gradients are
-    all-reduced only on the last micro-batch.
+    gradient equals that of one batch holding all of them. Under DDP (and FSDP) the gradients are
+    reduced only on the last micro-batch.
 
     Returns:
         The step's mean loss per supervised token and the number of (non-padding) tokens seen.
@@ -135,6 +135,8 @@ def train_step(model, optimizer, scheduler, micro: list[tuple], device, bf16: bo
     step_loss, tokens = 0.0, 0
     for k, (ids, labels, mask) in enumerate(micro):
         last = k == len(micro) - 1
+        if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: reduce-scatter the gradients on the last only
+            model.set_requires_gradient_sync(last)
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         autocast = (
             torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)

@@ -29,7 +29,7 @@ def compare(
 
 @app.command()
 def sweep() -> None:
-    """Ray Tune sweep (ASHA on dev loss) over one adapter's LoRA hyperparameters; proposes the best.
+    """Ray Tune sweep (ASHA on tune loss) over one adapter's LoRA hyperparameters; proposes the best.
 
     Reads ``sweep:`` in params/finetune.yaml; writes reports/sweep.md and data/metrics/sweep.json; one
     MLflow parent run with a child per trial. Not a pipeline stage: add the proposed adapter to
@@ -39,7 +39,7 @@ def sweep() -> None:
     from components.catalog import Catalog
     from components.training.sweep import sweep as run_sweep
 
-    p, here = params(), root()
+    p, here, store = params(), root(), _store()
     if p.finetune.sweep is None:
         message = "params/finetune.yaml has `sweep: null`; give it a section to run a sweep (docs/finetuning.md)"
         raise fail(message, EXIT_CONFIG)
@@ -47,7 +47,7 @@ def sweep() -> None:
     tracking.setup_ops(here, p.evaluation.experiment)
     tags = tracking.provenance_tags(here, data_version(here, p.data.paths.raw))
     with exits_on(ValueError, hint=" (params/data.yaml split.dev)"):
-        typer.echo(run_sweep(p, catalog, tags))
+        typer.echo(run_sweep(p, catalog, tags, store))
 
 
 @app.command()
@@ -59,7 +59,7 @@ def drill() -> None:
 
     p, here = params(), root()
     catalog = Catalog(here, p.data.paths)
-    markdown, metrics, files = drill_report(p, catalog)
+    markdown, metrics, files = drill_report(p, catalog, _store())
     tracking.setup_ops(here, p.evaluation.experiment)
     run_id = tracking.start_parent(
         f"drill-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -69,3 +69,13 @@ def drill() -> None:
     )
     tracking.log_to_run(run_id, metrics=metrics, files=files)
     typer.echo(markdown + f"\nMLflow run {run_id}")
+
+
+def _store():
+    """The object store of ``RAGTUNE_STORAGE_URI`` (None: local folders); a malformed URI exits 2."""
+    import os
+
+    from components.storage import ObjectStore
+
+    with exits_on(ValueError, code=EXIT_CONFIG):
+        return ObjectStore.from_env(os.environ)

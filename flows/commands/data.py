@@ -6,6 +6,7 @@ Wiring only: the checks live in ``components.data.ingest``, the merge/replace/sw
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +15,21 @@ from typing import TYPE_CHECKING
 import typer
 
 from components.data.errors import DataValidationError
-from flows.common import params, root
+from flows.common import error, fail, params, root
 
 if TYPE_CHECKING:
     from components.data.ingest import IngestResult
 
 data_app = typer.Typer(help="Check new documents and questions, and add them to data/raw (DVC-tracked).")
 
-DOCS_OPTION = typer.Option(..., "--docs", help="folder of documents (md, txt, html, pdf, jsonl; sub-folders kept)")
-QA_OPTION = typer.Option(..., "--qa", help="QA file: .jsonl or .csv (schema in data/README.md)")
+DOCS_OPTION = typer.Option(None, "--docs", help="folder of documents (md, txt, html, pdf, jsonl; sub-folders kept)")
+QA_OPTION = typer.Option(
+    None, "--qa", help="QA file: .jsonl or .csv (schema in docs/ingestion.md); without it, questions are generated"
+)
 
 
 def _fail(exc: DataValidationError) -> typer.Exit:
-    typer.secho(str(exc), fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
+    return fail(str(exc))
 
 
 def _size(n: int) -> str:
@@ -39,28 +41,57 @@ def _summary(result: IngestResult) -> str:
     formats = ", ".join(f"{k.removeprefix('documents_')} {v}" for k, v in r.items() if k.startswith("documents_"))
     dupes = ", ".join(f"{a} = {b}" for a, b in sorted(result.duplicates.items())[:10])
     more = f", ... (+{len(result.duplicates) - 10})" if len(result.duplicates) > 10 else ""
+    questions = (
+        f"questions: {r['questions']} (train {r['questions_train']}, dev {r['questions_dev']}, "
+        f"test {r['questions_test']})"
+        if r["questions"]
+        else "questions: none (the `questions` stage will generate them from the documents: params/questions.yaml)"
+    )
     return "\n".join(
         [
             f"documents: {r['documents']} ({formats})",
             f"duplicate documents dropped: {r['duplicate_documents_dropped']}" + (f" ({dupes}{more})" if dupes else ""),
-            f"questions: {r['questions']} (train {r['questions_train']}, dev {r['questions_dev']}, "
-            f"test {r['questions_test']})",
+            questions,
             f"input: {r['input_files']} files, {_size(r['input_bytes'])}",
         ]
     )
 
 
+def _need_input(docs: Path | None, qa: Path | None) -> None:
+    if docs is None and qa is None:
+        raise typer.BadParameter("give --docs, --qa or both")
+
+
+def _split_notes(result: IngestResult, min_groups: int) -> list[str]:
+    """Print the split's warnings; return its refusals (dev or test empty)."""
+    from components.data.checks import split_problems
+
+    warnings, refusals = split_problems(result.report, min_groups)
+    for line in warnings:
+        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+    return refusals
+
+
 @data_app.command()
 def check(docs: Path = DOCS_OPTION, qa: Path = QA_OPTION) -> None:
-    """Validate a documents folder and a QA file with the ingest rules; write nothing."""
+    """Validate a documents folder and a QA file with the ingest rules, and the split they give; write nothing.
+
+    Exits 1 when the split leaves dev or test without a question (nothing could choose or confirm).
+    """
     from components.data.ingest import ingest_paths
 
-    data = params().data
+    _need_input(docs, qa)
+    p = params()
+    data = p.data
     try:
         result = ingest_paths(docs, qa, data.split, data.max_file_mb)
     except DataValidationError as exc:
         raise _fail(exc) from exc
     typer.echo(_summary(result))
+    refusals = _split_notes(result, p.evaluation.statistics.min_groups)
+    if refusals:
+        typer.secho("refused: " + "; ".join(refusals), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
     typer.echo("ok: no problems found (nothing was written)")
 
 
@@ -77,17 +108,54 @@ def _recorded(here: Path, raw: str) -> bool:
     return outs[0].get("md5") == raw_data_hash(here)
 
 
-def _recover(here: Path, raw: str) -> list[str]:
+def _adopt(raw_dir: Path) -> list[str]:
+    """Rename the leftovers of ``data add`` named for a live process to this process's id; one line each.
+
+    Called only under the checkout's pipeline lock, which every ``data add`` holds from start to
+    end: no update runs now, so a live process with the pid of a leftover's name is another program
+    that reused the pid, and the leftover is stranded. Under this process's pid, ``recover_raw``
+    treats it as abandoned (it skips the folders of live processes, and would skip it forever).
+    """
+    import psutil
+
+    notes = []
+    for kind in ("new", "old"):
+        for path in sorted(raw_dir.parent.glob(f".{raw_dir.name}.{kind}-*")) if raw_dir.parent.is_dir() else []:
+            pid, _, rest = path.name.rpartition(f".{kind}-")[2].partition("-")
+            if not pid.isdigit() or int(pid) == os.getpid() or not psutil.pid_exists(int(pid)):
+                continue  # recover_raw handles it as it is
+            target = path.with_name(f".{raw_dir.name}.{kind}-{os.getpid()}" + (f"-{rest}" if rest else ""))
+            if not target.exists():
+                path.rename(target)
+                notes.append(f"{path.name}: its pid {pid} now belongs to another program, not to a `data add`")
+    return notes
+
+
+def _recover(here: Path, raw: str, locked: bool) -> list[str]:
+    """Repair what an interrupted ``data add`` left; ``locked``: this process holds the pipeline lock."""
     from components.data.rawdata import recover_raw
 
-    return recover_raw(here / raw, lambda: _recorded(here, raw))
+    adopted = _adopt(here / raw) if locked else []
+    return adopted + recover_raw(here / raw, lambda: _recorded(here, raw))
+
+
+def _lock(here: Path, name: str):
+    """The checkout's pipeline lock (waiting for a run or a ``data add`` that holds it); none outside a DVC repo."""
+    import contextlib
+
+    from flows.runguard import pipeline_lock
+
+    if not (here / ".dvc").is_dir():  # outside a DVC repo `dvc add` fails anyway
+        return contextlib.nullcontext()
+    return pipeline_lock(here, None, lambda m: error(m, typer.colors.YELLOW), name=name)
 
 
 @data_app.command()
 def recover() -> None:
     """Finish or undo an interrupted `ragtune data add`: restore data/raw, remove staged and backup folders."""
-    data = params().data
-    notes = _recover(root(), data.paths.raw)
+    data, here = params().data, root()
+    with _lock(here, "data recover"):  # never beside a running `data add` or pipeline
+        notes = _recover(here, data.paths.raw, locked=(here / ".dvc").is_dir())
     typer.echo("\n".join(notes) if notes else f"nothing to recover beside {data.paths.raw}")
 
 
@@ -97,24 +165,22 @@ def add(
     qa: Path = QA_OPTION,
     replace: bool = typer.Option(False, "--replace", help="make data/raw exactly these inputs instead of merging"),
 ) -> None:
-    """Check the inputs, merge them into data/raw (or --replace it) atomically, then `dvc add` it."""
-    import contextlib
+    """Check the inputs, merge them into data/raw (or --replace it) atomically, then `dvc add` it.
 
-    from flows.runguard import pipeline_lock
-
+    Without --qa the documents come in alone: the `questions` stage generates questions from them
+    (when data/raw holds no question file); an edited `ragtune questions export` file comes back with --qa.
+    """
+    _need_input(docs, qa)
     data, here = params().data, root()
-    waiting = lambda m: typer.secho(m, fg=typer.colors.YELLOW, err=True)  # noqa: E731
-    # never while a pipeline run reads data/raw in this checkout (outside a DVC repo `dvc add` fails anyway)
-    lock = pipeline_lock(here, None, waiting, name="data add") if (here / ".dvc").is_dir() else contextlib.nullcontext()
-    with lock:
-        _add(data, docs, qa, replace)
+    with _lock(here, "data add"):  # never while a pipeline run reads data/raw in this checkout
+        _add(data, docs, qa, replace, locked=(here / ".dvc").is_dir())
 
 
-def _add(data, docs: Path, qa: Path, replace: bool) -> None:
+def _add(data, docs: Path | None, qa: Path | None, replace: bool, locked: bool) -> None:
     from components.data.rawdata import update_raw
 
-    for note in _recover(root(), data.paths.raw):  # what an interrupted earlier `data add` left
-        typer.secho(note, fg=typer.colors.YELLOW, err=True)
+    for note in _recover(root(), data.paths.raw, locked):  # what an interrupted earlier `data add` left
+        error(note, typer.colors.YELLOW)
 
     def dvc_add() -> None:
         cmd = [sys.executable, "-m", "dvc", "add", data.paths.raw]
@@ -127,12 +193,13 @@ def _add(data, docs: Path, qa: Path, replace: bool) -> None:
     except DataValidationError as exc:
         raise _fail(exc) from exc
     except RuntimeError as exc:
-        typer.secho(f"{exc}\n{data.paths.raw} is unchanged", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        raise fail(f"{exc}\n{data.paths.raw} is unchanged") from exc
     if not update.written:
         typer.echo(f"nothing changed: {data.paths.raw} already holds these documents and questions")
         return
     typer.echo(_summary(update.result))
+    for line in _split_notes(update.result, params().evaluation.statistics.min_groups):
+        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
     typer.echo(update.change.summary())
     typer.echo(
         f"{'replaced' if replace else 'merged into'} {data.paths.raw}; recorded in {data.paths.raw}.dvc "

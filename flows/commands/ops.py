@@ -85,7 +85,9 @@ def ci(
     """CI on new data in one command: pull -> pipeline (CI profile) -> gate -> register on a pass -> summary.
 
     The overrides are written into params/ (run it in a CI checkout); the pipeline is `ragtune run`'s
-    flow, whose register stage holds the gate. Exit code: the pipeline's (1 when the gate refuses).
+    flow, whose register stage holds the gate. A pull request (GITHUB_EVENT_NAME) or a CI profile
+    (any --set) is judge-only, whatever the overrides say: only a run of the team's committed params
+    registers. Exit code: the pipeline's (1 when the gate refuses).
     """
     preflight()
     from components.catalog import Catalog
@@ -93,12 +95,19 @@ def ci(
     from flows.commands.run import PipelineFailed, run_pipeline
 
     here = root()
-    run = ci_parts.CiRun()
+    run = ci_parts.CiRun(judge_only=ci_parts.judge_only_reason(os.environ.get("GITHUB_EVENT_NAME"), overrides or []))
     try:
         run.overrides = ci_parts.apply_overrides(here, overrides or [])
+        if run.judge_only:  # applied last, on its own: no override can turn it off
+            ci_parts.apply_overrides(here, [ci_parts.JUDGE_ONLY])
     except ci_parts.OverrideError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
-    catalog = Catalog(here, params(here).data.paths)  # validates the overridden params (exit 2)
+    loaded = params(here)  # validates the overridden params (exit 2)
+    if run.judge_only:
+        if not loaded.evaluation.gate.judge_only:  # never: the override above wrote it
+            raise fail(f"ragtune ci: {run.judge_only}, but gate.judge_only is not set", EXIT_CONFIG)
+        typer.echo(f"judge only: {run.judge_only}")
+    catalog = Catalog(here, loaded.data.paths)
     try:
         result = run_pipeline(here, pull=pull)
         run.stages_run, run.stages_skipped = result["ran"], result["skipped"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from flows.common import params, root
+from flows.common import error, params, root
 from flows.preflight import preflight
 
 app = typer.Typer()
@@ -25,8 +25,10 @@ class PipelineFailed(typer.Exit):
 
 def run_pipeline(here: Path, force: bool = False, pull: bool = False) -> dict:
     """Run the flow in this process; on failure print why in red and raise :class:`PipelineFailed`."""
+    from components.redact import redact_logging
     from flows.pipeline import MissingRawDataError, exit_code, pipeline, require_raw, stage_exit_code
 
+    redact_logging()  # Prefect configured its own handlers when it was imported
     try:
         if not pull:
             require_raw(here)  # before Prefect starts: a missing data/raw is reported in a second
@@ -35,7 +37,7 @@ def run_pipeline(here: Path, force: bool = False, pull: bool = False) -> dict:
         code = 1 if isinstance(exc, MissingRawDataError) else exit_code(exc)
         stage_code = stage_exit_code(exc)
         message = f"pipeline failed: {exc}" + (f" (the stage exited with {stage_code})" if stage_code else "")
-        typer.secho(message, fg=typer.colors.RED, err=True)
+        error(message)
         raise PipelineFailed(message, code) from exc
 
 
@@ -73,13 +75,14 @@ def run(
 def ui(port: int = typer.Option(5000, help="port on 127.0.0.1")) -> None:
     """Open the MLflow UI on the default store (or MLFLOW_TRACKING_URI) at http://127.0.0.1:PORT."""
     from components import tracking
+    from components.redact import redact
 
     here = root()
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.default_tracking_uri(here)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", uri]
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         cmd += ["--default-artifact-root", str((here / tracking.DEFAULT_ARTIFACTS).resolve())]
-    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C to stop")
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {redact(uri)}); Ctrl-C to stop")
     tracking.connect(here)
     for view, url in tracking.urls(f"http://127.0.0.1:{port}", params(here).evaluation.experiment).items():
         typer.echo(f"  {view}: {url}")  # docs/dashboard.md

@@ -11,17 +11,21 @@ from flows.common import EXIT_CONFIG, data_version, exits_on, stage
 
 
 def main() -> None:
-    """Answer the dev questions in every grid cell, then the test questions in the cells not clearly worse."""
+    """Answer the dev questions in every grid cell, then the test questions in the test cells."""
     import pandas as pd
 
     from components import tracking
-    from components.catalog import artifacts
-    from components.catalog.artifacts import CellRecord, CellsFile, CurvesFile
+    from components.catalog.artifacts import CellRecord, CellsFile
     from components.evaluation.curves import score_curves
+    from components.evaluation.executors import open_pool
+    from components.evaluation.outputs import write_evaluation
     from components.evaluation.prepare import prepare_grid
+    from components.evaluation.probes import answer_probes, load_probes
     from components.evaluation.protocol import run_protocol
-    from components.io import atomic_path, write_json
+    from components.io import read_parquet, write_json
+    from components.questions.report import origin_tags
     from components.storage import ObjectStore
+    from components.tracking import genai
 
     s = stage("evaluate")
     with exits_on(ValueError, code=EXIT_CONFIG):
@@ -30,22 +34,24 @@ def main() -> None:
     g = prepare_grid(p, c, store)
     experiment_id = tracking.setup(s.root, cfg.experiment)
     tags = tracking.provenance_tags(s.root, data_version(s.root, p.data.paths.raw))
+    tags.update(origin_tags(read_parquet(c.qa)))  # who wrote the questions: team, generated, reviewed
     sizes = {split: len(q) for split, q in g.splits.items()}
     run_params = {"evaluation": {"max_questions": cfg.max_questions, "cells": len(g.cells)}, "questions": sizes}
     parent = tracking.start_parent(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", run_params, tags)
+    datasets = {split: genai.split_dataset(qa, split, experiment_id, str(c.qa)) for split, qa in g.splits.items()}
     records = []
 
     def log(result) -> None:
         name, cell_tags = result.cell.name, {**tags, "ragtune.split": result.split, "ragtune.node": result.node}
-        run_id = log_cell(parent, result, cell_tags, g.splits[result.split], result.split, str(c.qa))
-        records.append(
-            CellRecord(**vars(result.cell), cell=name, split=result.split, run_id=run_id, metrics=result.metrics)
-        )
+        run_id = log_cell(parent, result, cell_tags, datasets[result.split], cfg.tracing.span_batch)
+        record = CellRecord(**vars(result.cell), cell=name, split=result.split, run_id=run_id, metrics=result.metrics)
+        records.append(record)
 
-    result = run_protocol(
-        g.cells, g.splits, g.retrievers, g.run_params, g.setup, cfg.statistics, cfg.main_metric, g.groups, log
-    )
-    curves = score_curves(g, c.curve, g.splits["dev"].head(cfg.learning_curve.dev_questions), cfg.main_metric)
+    with open_pool(cfg.parallel, store, os.environ.get("RAY_ADDRESS")) as pool:  # one pool for every answer
+        result = run_protocol(g, cfg.statistics, cfg.main_metric, log, cfg.test_cells, pool)
+        curves = score_curves(g, c.curve, g.tune.head(cfg.learning_curve.questions), cfg.main_metric, pool)
+        probes = load_probes(c.probes, cfg.probes.max_questions) if cfg.probes.enabled else pd.DataFrame()
+        probes = answer_probes(g, probes, cfg.probes, cfg.answered_threshold, pool)  # none asked: none answered
     rows = [r.rows.assign(cell=r.cell.name, split=r.split) for r in [*result.dev, *result.test]]
     cells = CellsFile(
         parent_run_id=parent,
@@ -54,13 +60,10 @@ def main() -> None:
         max_new_tokens=g.setup.generation.max_new_tokens,
         few_shot_examples=g.setup.examples,
         standing=result.standing,
+        tested=result.tested,
         cells=records,
     )
-    with atomic_path(c.eval) as out:
-        out.mkdir()
-        pd.concat(rows, ignore_index=True).to_parquet(out / c.predictions.name, index=False)
-        artifacts.write(cells, out / c.cells.name)
-        artifacts.write(CurvesFile(curves), out / c.curves_file.name)
+    write_evaluation(c, [*rows, probes], cells, curves)
     write_json({f"{r.cell}@{r.split}": r.metrics for r in records}, c.metrics("eval"))
     generated = sum(r.generated for r in [*result.dev, *result.test])
     typer.echo(
@@ -69,9 +72,9 @@ def main() -> None:
     )
 
 
-def log_cell(parent: str, result, tags: dict, qa, split: str, source: str) -> str:
+def log_cell(parent: str, result, tags: dict, dataset, span_batch: int) -> str:
     """The cell's MLflow run, then that run as a GenAI evaluation on the split's questions (docs/dashboard.md)."""
     from components.evaluation.scores import scored
     from components.tracking import genai
 
-    return genai.log_cell(parent, result, tags, genai.split_dataset(qa, split, source), scored(result.rows.columns))
+    return genai.log_cell(parent, result, tags, dataset, scored(result.rows.columns), span_batch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.common import stage
+from flows.common import EXIT_CONFIG, exits_on, stage
 
 
 def main() -> None:
@@ -20,11 +20,14 @@ def main() -> None:
     from components.retrieval.index import describe, sync_table, table_specs
     from components.retrieval.open import Embedders
     from components.retrieval.search import NEEDS_FULLTEXT
+    from components.storage import ObjectStore
 
     s = stage("index")
     r = s.params.retrieval
     db = lancedb.connect(str(s.catalog.index))
-    embedders = Embedders(r.embedders, ray=r.ray_embedding, ray_cluster=bool(os.environ.get("RAY_ADDRESS")))
+    with exits_on(ValueError, code=EXIT_CONFIG):
+        store = ObjectStore.from_env(os.environ)  # the Ray Data actors fetch the embedder from it
+    embedders = Embedders(r.embedders, ray=r.ray_embedding, cluster_address=os.environ.get("RAY_ADDRESS"), store=store)
     tables = {}
     for spec in table_specs(r.retrievers, NEEDS_FULLTEXT):
         chunks = read_parquet(s.catalog.chunks(spec.chunker))

@@ -1,4 +1,4 @@
-"""``ragtune ingest``: validate data/raw, split the questions, chunk the documents into data/processed."""
+"""``ragtune ingest``: validate data/raw (and the generated questions), split the questions, chunk the documents."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flows.common import exits_on, stage
 
 def main() -> None:
     """Validate data/raw, split the questions, chunk the documents into data/processed."""
+    from components.data.checks import split_problems
     from components.data.chunking import chunk_documents
     from components.data.errors import DataValidationError
     from components.data.ingest import ingest
@@ -17,7 +18,7 @@ def main() -> None:
     s = stage("ingest")
     data, c = s.params.data, s.catalog
     with exits_on(DataValidationError):
-        result = ingest(c.raw, data.split, data.max_file_mb)
+        result = ingest(c.raw, data.split, data.max_file_mb, generated=c.generated_qa)
     report = dict(result.report)
     with atomic_path(c.processed) as out:
         out.mkdir()
@@ -28,6 +29,8 @@ def main() -> None:
             chunks.to_parquet(out / c.chunks(name).name, index=False)
             report[f"chunks_{name}"] = len(chunks)
     write_json(report, c.metrics("ingest"))
+    for line in split_problems(report, min_groups=1)[1]:  # evaluate will have nothing to choose or confirm on
+        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
     typer.echo(
         f"ingested {report['documents']} documents and {report['questions']} questions "
         f"(train {report['questions_train']}, dev {report['questions_dev']}, test {report['questions_test']})"

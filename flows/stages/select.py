@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import typer
 
 from flows.common import stage
@@ -28,35 +30,26 @@ def write_report(decision, c) -> list:
 def main() -> None:
     """Rank the cells with intervals and costs, recommend a mix, write the report; record it in MLflow."""
     from components import tracking
-    from components.catalog import artifacts, table_name
-    from components.catalog.artifacts import CellsFile, CurvesFile, FinetuneFile, IndexFile, RetrievalFile
+    from components.catalog import artifacts
+    from components.decision.inputs import read_inputs
+    from components.decision.leaderboard import for_dashboard
     from components.decision.select import decide, run_metrics
-    from components.io import read_parquet
+    from components.questions.report import question_section
 
     s = stage("select")
     p, c, cfg = s.params, s.catalog, s.params.evaluation
-    cells = artifacts.read(CellsFile, c.cells)
-    rows = read_parquet(c.predictions)
-    train = {k: v.model_dump() for k, v in artifacts.read(FinetuneFile, c.metrics("finetune")).root.items()}
-    tables = artifacts.read(IndexFile, c.metrics("index")).root
-    index_time = {
-        r.name: tables[t].full_build_s if (t := table_name(r.chunker, r.embedder)) in tables else 0.0
-        for r in p.retrieval.retrievers
-    }
-    retrieval = {n: r.splits for n, r in artifacts.read(RetrievalFile, c.metrics("retrieval")).retrievers.items()}
-    curves = artifacts.read(CurvesFile, c.curves_file).root
-    groups = read_parquet(c.qa).set_index("qa_id")["leakage_group"]
-    decision = decide(cells, rows, cfg, train, index_time, retrieval, curves, groups)
+    inputs = replace(read_inputs(c, p.retrieval.retrievers), question_set=question_section(c))
+    cells = inputs.cells
+    decision = decide(inputs, cfg)
 
     files = write_report(decision, c)
     artifacts.write(decision.best, c.metrics("best"))
-
     tracking.setup(s.root, cfg.experiment)
     m, best, chosen = cfg.main_metric, decision.best.best, decision.best.recommended
     for table in (decision.table, decision.test):
         for run_id, metrics in run_metrics(table, m).items() if table is not None else ():
             tracking.log_to_run(run_id, metrics=metrics)
-    tracking.mark_leaderboard(decision.table, m, chosen.cell, cells.experiment_id, decision.recommendation["text"])
+    tracking.mark_leaderboard(for_dashboard(decision, m), cells.parent_run_id, cells.experiment_id)
     confirmed = decision.best.confirmation
     tracking.log_to_run(
         cells.parent_run_id,
@@ -64,6 +57,7 @@ def main() -> None:
             f"best_{m}": best.mean,
             f"recommended_{m}": chosen.mean,
             **({f"test_{m}": confirmed.mean} if confirmed.mean is not None else {}),
+            **{f"retention_{model}": value for model, value in decision.best.retention.items()},
         },
         files=files,
         params={"evaluation.main_metric": m},
@@ -72,8 +66,9 @@ def main() -> None:
             "ragtune.best_run_id": best.run_id,
             "ragtune.recommended_cell": chosen.cell,
             "ragtune.recommended_run_id": chosen.run_id,
-            "ragtune.recommendation": decision.recommendation["text"][:5000],
-            "ragtune.confirmation": confirmed.outcome,
+            "ragtune.recommendation": decision.recommendation["text"][:5000],  # + confirmation: recommendation.md
+            "ragtune.confirmation": confirmed.choice,
+            "ragtune.estimate": confirmed.estimate,
         },
     )
     typer.echo(decision.markdown)

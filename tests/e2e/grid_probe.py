@@ -1,12 +1,16 @@
 """Run a tiny grid through ``components.evaluation.run.evaluate_cells`` and print each cell's result as JSON.
 
 ``python -m tests.e2e.grid_probe SPEC.json``: the spec names the base model, the adapter folders,
-the cache folder and ``workers``; ``RAY_ADDRESS`` in the environment selects a cluster. A separate
-process, so each run joins (or starts) its own Ray.
+the cache folder, ``workers`` (and ``gpus_per_worker``, ``batch_size``, ``curve``: an adapter name
+and a folder of its snapshots); ``RAY_ADDRESS`` in the environment selects a cluster. A separate
+process, so each run joins (or starts) its own Ray. After the cells, one line ``{"workers": [...]}``:
+what each worker of the pool did, and where; with ``curve``, then ``{"curve": [...]}`` (its points,
+scored on the same pool) and ``{"workers_after_curve": [...]}``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -14,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.evaluation.curves import score_curve
+from components.evaluation.executors import open_pool
 from components.evaluation.grid import grid
 from components.evaluation.run import GridSetup, evaluate_cells
 from components.storage import ObjectStore
@@ -50,15 +56,21 @@ def grid_setup(spec: dict, store: ObjectStore | None) -> GridSetup:
         adapter_dirs={name: Path(path) for name, path in spec["adapters"].items()},
         adapters=adapters,
         prompts=PARAMS.evaluation.prompts,
-        generation=like(PARAMS.evaluation.generation, max_new_tokens=6, min_new_tokens=4, batch_size=4),
+        generation=like(
+            PARAMS.evaluation.generation, max_new_tokens=6, min_new_tokens=4, batch_size=spec.get("batch_size", 4)
+        ),
         examples=[],
         model_info={"name": "smollm2", "source": "test"},
         training={},
         cache_dir=Path(spec["cache_dir"]),
         similarity_model=None,
         latency_questions=1,
-        workers=spec["workers"],
-        cpus_per_worker=1,
+        parallel=like(
+            PARAMS.evaluation.parallel,
+            workers=spec["workers"],
+            cpus_per_worker=1,
+            gpus_per_worker=spec.get("gpus_per_worker", 0),
+        ),
         store=store,
     )
 
@@ -66,9 +78,16 @@ def grid_setup(spec: dict, store: ObjectStore | None) -> GridSetup:
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     setup = grid_setup(spec, ObjectStore.from_env(os.environ))
-    for result in evaluate_cells(grid(list(spec["adapters"]), [], [], 0), QUESTIONS, {}, setup, "dev"):
-        row = {"cell": result.cell.name, "node": result.node, "predictions": result.rows["prediction"].tolist()}
-        print(json.dumps({**row, "f1": result.metrics["f1"]}), flush=True)
+    with open_pool(setup.parallel, setup.store, os.environ.get("RAY_ADDRESS")) as pool:
+        for result in evaluate_cells(grid(list(spec["adapters"]), [], [], 0), QUESTIONS, {}, setup, "dev", pool):
+            row = {"cell": result.cell.name, "node": result.node, "predictions": result.rows["prediction"].tolist()}
+            print(json.dumps({**row, "f1": result.metrics["f1"]}), flush=True)
+        print(json.dumps({"workers": [dataclasses.asdict(w) for w in pool.stats]}), flush=True)
+        if "curve" in spec:
+            name, folder = spec["curve"]
+            curve = score_curve(setup.adapters[name], Path(folder), QUESTIONS, None, setup, "f1", pool)
+            print(json.dumps({"curve": curve.points}), flush=True)
+            print(json.dumps({"workers_after_curve": [dataclasses.asdict(w) for w in pool.stats]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -61,8 +61,11 @@ def spawn(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None =
 
 
 @contextlib.contextmanager
-def mlflow_server(tmp: Path, env: dict, extra: tuple[str, ...] = ()) -> Iterator[str]:
-    """``mlflow server`` on 127.0.0.1 with a sqlite store under ``tmp``; ``extra``: more flags."""
+def mlflow_server(tmp: Path, env: dict, extra: tuple[str, ...] = (), start_s: float = 120) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 with a sqlite store under ``tmp``; ``extra``: more flags.
+
+    ``start_s`` bounds the wait for its ``/health``.
+    """
     port = free_port()
     cmd = [
         str(BIN / "mlflow"),
@@ -82,7 +85,7 @@ def mlflow_server(tmp: Path, env: dict, extra: tuple[str, ...] = ()) -> Iterator
     proc = spawn(cmd, tmp / "mlflow.log", env)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", 120, proc)
+        wait_http(f"{url}/health", start_s, proc)
         yield url
     finally:
         stop(proc)
@@ -121,27 +124,38 @@ def _cluster_pids(marker: str) -> list[int]:
     return pids
 
 
-def _ray_start(args: list[str], env: dict, log: Path) -> None:
+def _ray_start(args: list[str], env: dict, log: Path, cwd: Path | None = None) -> None:
     with log.open("ab") as out:
         subprocess.run(
-            [str(BIN / "ray"), "start", *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=180
+            [str(BIN / "ray"), "start", *args],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=180,
         )
 
 
 @contextlib.contextmanager
-def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterator[tuple[dict, list[Path]]]:
+def ray_cluster(
+    tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2), gpus: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[dict, list[Path]]]:
     """A head and one worker node on 127.0.0.1, each with its own short temp dir.
 
-    Yields the environment a driver needs (``RAY_ADDRESS`` and this cluster's own auth token, so
-    the test never reads or writes ``~/.ray/auth_token``) and the two temp dirs.
+    The nodes start in an empty folder with no ``PYTHONPATH``: the project's code reaches their
+    workers only through the driver's runtime environment (``components.ray_runtime``). ``gpus``
+    are declared (``--num-gpus``), not probed: Ray assigns them to actors that ask, so a machine
+    without a GPU runs the GPU scheduling path. Yields the environment a driver needs
+    (``RAY_ADDRESS`` and this cluster's own auth token, so the test never reads or writes
+    ``~/.ray/auth_token``) and the two temp dirs.
     """
     import secrets
     import tempfile
 
-    import psutil
-
     port = free_port()
     dirs = [Path(tempfile.mkdtemp(prefix="rt", dir="/tmp")) for _ in range(2)]  # short: unix socket paths
+    nowhere = Path(tempfile.mkdtemp(prefix="rt-cwd-"))  # no checkout here
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     driver_env = {
         "RAY_AUTH_MODE": "token",
@@ -152,12 +166,14 @@ def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterato
     }
     env = {**env, **driver_env, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
+    env.pop("PYTHONPATH", None)  # the code travels with the job, not through the nodes' environment
     try:
         _ray_start(
             [
                 "--head",
                 f"--port={port}",
                 f"--num-cpus={cpus[0]}",
+                f"--num-gpus={gpus[0]}",
                 f"--temp-dir={dirs[0]}",
                 f"--ray-client-server-port={free_port()}",
                 f"--dashboard-agent-listen-port={free_port()}",
@@ -167,11 +183,13 @@ def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterato
             ],
             env,
             tmp / "ray-head.log",
+            nowhere,
         )
         _ray_start(
             [
                 f"--address=127.0.0.1:{port}",
                 f"--num-cpus={cpus[1]}",
+                f"--num-gpus={gpus[1]}",
                 f"--temp-dir={dirs[1]}",
                 f"--dashboard-agent-listen-port={free_port()}",
                 f"--metrics-export-port={free_port()}",
@@ -179,23 +197,32 @@ def ray_cluster(tmp: Path, env: dict, cpus: tuple[int, int] = (2, 2)) -> Iterato
             ],
             env,
             tmp / "ray-worker.log",
+            nowhere,
         )
         yield {**driver_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, dirs
     finally:
-        procs = []
-        for marker in (str(d) for d in dirs):
-            for pid in _cluster_pids(marker):
-                with contextlib.suppress(psutil.Error):
-                    procs.append(psutil.Process(pid))
-        for p in procs:
+        end_ray_processes(dirs)
+        shutil.rmtree(nowhere, ignore_errors=True)
+
+
+def end_ray_processes(dirs: list[Path]) -> None:
+    """End the Ray processes whose command line names one of ``dirs`` (never `ray stop`), then remove the dirs."""
+    import psutil
+
+    procs = []
+    for marker in (str(d) for d in dirs):
+        for pid in _cluster_pids(marker):
             with contextlib.suppress(psutil.Error):
-                p.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=15)
-        for p in alive:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        for d in dirs:
-            shutil.rmtree(d, ignore_errors=True)
+                procs.append(psutil.Process(pid))
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def api(base: str, path: str, body: dict | None = None, attempts: int = 5) -> object:
@@ -291,18 +318,22 @@ def s3_server(tmp: Path, bucket: str) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def ray_node_with_private_tmp(tmp: Path, env: dict, cpus: int) -> Iterator[dict[str, str]]:
-    """A one-node Ray cluster whose processes see an empty ``/tmp`` of their own.
+def ray_node_with_private_tmp(tmp: Path, env: dict, cpus: int, hide: Sequence[Path] = ()) -> Iterator[dict[str, str]]:
+    """A one-node Ray cluster whose processes cannot see the driver's temporary files.
 
-    The node runs in a mount namespace (``unshare --mount``) with a fresh tmpfs on ``/tmp``, so
-    nothing a driver keeps under ``/tmp`` (pytest's temp dirs, a base model, a Ray storage folder)
-    is visible to it: a worker reaches the driver's files only through storage both reach. Its own
-    session folder is under ``/var/tmp``, which both see (the driver connects through its sockets).
-    Yields the driver's environment (``RAY_ADDRESS``). Needs root (or CAP_SYS_ADMIN) for the mount.
+    The node runs in its own mount namespace (:mod:`tests.e2e.private_tmp`): a fresh tmpfs on ``/tmp``
+    (and the temp dir), with only what the node runs bound back (the ``PYTHONPATH`` of ``env``, this
+    interpreter's import path, venv and install: the checkout may itself live under ``/tmp``), and
+    ``hide`` (pytest's base temp) covered wherever it is. Nothing a driver keeps there (a base model,
+    a Ray storage folder) is visible to it: a worker reaches the driver's files only through storage
+    both reach. Its session folder is under ``/var/tmp``, bound back too (the driver connects through
+    its sockets). Yields the driver's environment (``RAY_ADDRESS``).
     """
     import tempfile
 
     import psutil
+
+    from tests.e2e.private_tmp import private_tmp_command, python_needs
 
     port = free_port()
     session = Path(tempfile.mkdtemp(prefix="rt", dir="/var/tmp"))  # short: unix socket paths
@@ -321,30 +352,29 @@ def ray_node_with_private_tmp(tmp: Path, env: dict, cpus: int) -> Iterator[dict[
         "--node-ip-address=127.0.0.1",
         "--disable-usage-stats",
     ]
-    script = 'mount -t tmpfs tmpfs /tmp && exec "$@"'
     # Auth off: a driver process reads RAY_AUTH_MODE once, when Ray is first imported, so a test
     # process cannot switch to this node's token; the node listens on 127.0.0.1 only.
     driver_env = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env = {**{k: v for k, v in env.items() if k != "RAY_ADDRESS"}, **driver_env}
-    proc = spawn(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *ray], tmp / "ray.log", env
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the Ray node exited with {proc.returncode}: see {tmp / 'ray.log'}")
-            if "Ray runtime started" in (tmp / "ray.log").read_text(errors="replace"):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the Ray node did not start within 120 s: see {tmp / 'ray.log'}")
-            time.sleep(1)
-        yield {**driver_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
-    finally:
-        stop(proc, grace_s=20)
-        procs = [psutil.Process(pid) for pid in _cluster_pids(str(session)) if psutil.pid_exists(pid)]
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        psutil.wait_procs(procs, timeout=10)
-        shutil.rmtree(session, ignore_errors=True)
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # a test's node: stop at once (Ray drains up to 30 s)
+    log = tmp / "ray.log"
+    with private_tmp_command(ray, [*python_needs(env), BIN, session], hide) as cmd:
+        proc = spawn(cmd, log, env, cwd=session)
+        try:
+            deadline = time.monotonic() + 120
+            while "Ray runtime started" not in log.read_text(errors="replace"):
+                if proc.poll() is not None:
+                    tail = log.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"the Ray node exited with {proc.returncode} (log: {log}):\n{tail}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the Ray node did not start within 120 s: see {log}")
+                time.sleep(1)
+            yield {**driver_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+        finally:
+            stop(proc, grace_s=20)
+            procs = [psutil.Process(pid) for pid in _cluster_pids(str(session)) if psutil.pid_exists(pid)]
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            psutil.wait_procs(procs, timeout=10)
+            shutil.rmtree(session, ignore_errors=True)

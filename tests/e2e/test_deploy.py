@@ -32,13 +32,20 @@ def _prefect(*args: str, cwd, env) -> str:
     return proc.stdout
 
 
+def _ingest_only(dvc: dict) -> None:
+    """dvc.yaml with the `ingest` stage alone, as for a team with a question file (no generated questions)."""
+    ingest = dvc["stages"]["ingest"]
+    ingest["deps"] = [d for d in ingest["deps"] if d != "${paths.questions}"]
+    dvc.update(stages={"ingest": ingest})
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     """A Prefect server with prefect.yaml's deployments, the team's repo, and a worker checkout cloned from it."""
     tmp = tmp_path_factory.mktemp("deploy")
     origin = build_tiny_project(tmp / "origin", tmp / "no-model", adapters=1, steps=1)  # only `ingest` runs
     (origin / "prefect.yaml").write_text((REPO / "prefect.yaml").read_text())
-    edit_yaml(origin / "dvc.yaml", lambda d: d.update(stages={"ingest": d["stages"]["ingest"]}))
+    edit_yaml(origin / "dvc.yaml", _ingest_only)
     git(origin, "add", "-A")
     git(origin, "commit", "-q", "-m", "ingest only, prefect.yaml")
     track_raw_with_dvc(origin, tmp / "dvc-remote")

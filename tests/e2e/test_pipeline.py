@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from components.decision.families import FAMILIES, family
 from tests.tiny_project import build_tiny_project, edit_yaml, project_env, ragtune_cmd, sh
 
 IN_GRID = ("hybrid-rrf-k3",)  # the tiny project's evaluation.grid.retrievers (pinned)
@@ -54,7 +55,8 @@ def _runs(project: Path):
 def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     first = _ragtune(project, "run")
     assert (
-        "stages run: ingest, model, index, retrieval_eval, finetune, evaluate, select, register, extra" in first.stdout
+        "stages run: model, questions, ingest, index, retrieval_eval, finetune, evaluate, select, register, extra"
+        in first.stdout
     )
     # the added stage ran after the one it depends on, and wrote what it was asked to
     best = json.loads((project / "data/metrics/best.json").read_text())
@@ -70,11 +72,18 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     dev = cells[cells["tags.ragtune.split"] == "dev"]
     grid = [f"{m}+{r}" for m in ("base", "lora-r8-qv", "raft-r8-qv") for r in ["none", *IN_GRID]]
     assert sorted(dev["tags.ragtune.cell"]) == sorted(grid + [f"base+{r}+3shot" for r in ["none", *IN_GRID]])
-    # dev chose, test confirmed: only the cells dev left standing answered the test questions, once
+    # dev chose, test confirmed: the cells dev left standing and the best of every family answered test, once
     test = cells[cells["tags.ragtune.split"] == "test"]
     assert 1 <= len(test) <= len(dev) and set(test["tags.ragtune.cell"]) <= set(dev["tags.ragtune.cell"])
+    tested = dev[dev["tags.ragtune.cell"].isin(test["tags.ragtune.cell"])]
+    kinds = {
+        family(m, r, int(k))
+        for m, r, k in zip(tested["params.model"], tested["params.retriever"], tested["params.shots"], strict=True)
+    }
+    assert kinds == set(FAMILIES)  # the best dev cell of every family answered test
     assert best["split"] == "dev" and best["recommended"]["cell"] in set(test["tags.ragtune.cell"])
-    assert best["confirmation"]["outcome"] in {"confirmed", "not confirmed", "inconclusive"}
+    assert best["confirmation"]["choice"] == "too few test groups"  # 4 test questions: below min_groups
+    assert best["confirmation"]["estimate"] in {"reproduced", "overestimated on dev", "underestimated on dev"}
     qa = pd.read_parquet(project / "data/processed/qa.parquet")
     sizes = qa["split"].value_counts().to_dict()
     for _, cell in cells.iterrows():
@@ -92,10 +101,18 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     training = runs[runs["tags.ragtune.kind"] == "training"]  # one run per adapter, per-step loss logged
     assert sorted(training["tags.mlflow.runName"]) == ["lora-r8-qv", "raft-r8-qv"]
     assert (training["metrics.step"] == 2).all() and (training["metrics.peak_memory_mb"] > 0).all()
-    assert training["metrics.dev_loss"].notna().all()  # measured on held-out dev questions
-    curves = json.loads((project / "data/eval/curves.json").read_text())  # each snapshot scored on dev
+    assert training["metrics.tune_loss"].notna().all()  # measured on held-out tune questions
+    curves = json.loads((project / "data/eval/curves.json").read_text())  # step 0 and each snapshot, on tune
     assert sorted(curves) == ["lora-r8-qv", "raft-r8-qv"] and all(
-        [p["step"] for p in c] == [1, 2] for c in curves.values()
+        [p["step"] for p in c] == [0, 1, 2] and p["questions"] == min(4, sizes["tune"])
+        for c in curves.values()
+        for p in c
+    )
+    probes = pd.read_parquet(project / "data/eval/predictions.parquet").query("split == 'probe'")
+    base = probes[probes["model"] == "base"]
+    known = set(base.loc[base["answer_contained"] >= 0.5, "qa_id"])  # the adapters answer what the base model knew
+    assert len(base) == 4 and all(
+        set(probes.loc[probes["model"] == a, "qa_id"]) == known for a in ("lora-r8-qv", "raft-r8-qv")
     )
     # retrieval on this tiny corpus finds the gold country document
     rag_cells = cells[cells["params.retriever"] != "none"]
@@ -103,7 +120,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
     assert (rag_cells["metrics.mrr_at_k"] > 0).all() and (rag_cells["metrics.ndcg_at_k"] > 0).all()
     assert rag_cells["params.index_table_version"].notna().all()
 
-    # retrieval-eval: its own parent run, one child per retriever with dev and test metrics
+    # retrieval-eval: its own parent run, one child per retriever with tune, dev and test metrics
     retrieval = runs[runs["tags.ragtune.kind"] == "retrieval"]
     retrieval_children = retrieval[retrieval["tags.mlflow.parentRunId"].notna()]
     assert sorted(retrieval_children["params.retrieval.name"]) == sorted(retrievers)
@@ -122,34 +139,36 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
         and dev_table.count("| raft-r8-qv+") == 2
         and dev_table.count("| base+") == 4
     )
-    assert "## Test: the cells dev left standing (the split that confirms)" in board
-    assert "## Fine-tuning budgets and learning curves (dev)" in board
+    assert "## Test: the cells dev left standing and the best of every other family (the split that confirms)" in board
+    assert "## Fine-tuning budgets, learning curves and forecasts (tune)" in board
+    assert "## Which questions made which choice" in board and "**Power:**" in board
+    assert "## What fine-tuning costs elsewhere (out-of-domain probes)" in board
     # every retriever, in the grid or not, is on the report's retrieval tables
     assert all(f"| {name} |" in board for name in retrievers)
     recommended = parents.iloc[0]["tags.ragtune.recommended_cell"]
     assert f"Recommended: **{recommended}**" in board and board in first.stdout
 
-    # the winning cell is the champion of the registry, and every adapter is a model version
+    # 4 questions only judge (gate.judge_only): the gate ran, the registry holds nothing
+    gate = json.loads((project / "data/metrics/gate.json").read_text())
+    assert gate["passed"] and gate["reason"] == "first" and gate["new"] == best["recommended"]["cell"]
+    assert json.loads((project / "data/metrics/registry.json").read_text())["registered"] is False
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns.db'}")
     try:
-        client = mlflow.MlflowClient()
-        champion = client.get_model_version_by_alias("ragtune-qa", "champion")
-        assert str(champion.version) == "1"
-        assert champion.tags["ragtune.cell"] == best["recommended"]["cell"]  # the champion is the recommendation
-        for adapter in ("lora-r8-qv", "raft-r8-qv"):
-            assert client.search_model_versions(f"name = 'ragtune-adapter-{adapter}'")
+        assert mlflow.MlflowClient().search_registered_models() == []
     finally:
         mlflow.set_tracking_uri(None)
 
-    second = _ragtune(project, "run")
-    assert "stages run: none" in second.stdout
+    second = _ragtune(project, "run")  # register always runs: who is champion is not DVC's to know
+    skipped = "skipped: model, questions, ingest, index, retrieval_eval, finetune, evaluate, select, extra"
+    assert f"stages run: register; {skipped}" in second.stdout
     assert len(_runs(project)) == len(runs)
 
     # changing only an evaluation param re-runs evaluation and selection, not training
     edit_yaml(project / "params" / "evaluation.yaml", lambda d: d.update(max_questions=3))
     third = _ragtune(project, "run")
-    # the new best.json names a new run, so the champion is re-registered (the same bundle reuses its version)
-    rerun = "stages run: evaluate, select, register, extra; skipped: ingest, model, index, retrieval_eval, finetune"
+    # evaluation and selection run again; register always does
+    skipped = "skipped: model, questions, ingest, index, retrieval_eval, finetune"
+    rerun = f"stages run: evaluate, select, register, extra; {skipped}"
     assert rerun in third.stdout
     assert (_runs(project)["tags.ragtune.kind"] == "pipeline").sum() == 2
 

@@ -73,15 +73,46 @@ FIRST_QA = [
 ]
 
 
-def test_check_prints_a_summary_and_writes_nothing(tmp_path, project):
+def test_check_prints_a_summary_writes_nothing_and_refuses_a_split_without_dev_or_test(tmp_path, project):
     docs, qa = _inputs(tmp_path / "in", FIRST_DOCS, FIRST_QA)
     before = _snapshot(tmp_path)
     result = runner.invoke(app, ["data", "check", "--docs", str(docs), "--qa", str(qa)])
-    assert result.exit_code == 0, result.output
     assert "documents: 5 (html 1, jsonl 1, markdown 1, pdf 1, text 1)" in result.output
     assert "duplicate documents dropped: 1 (j2 = j1)" in result.output
-    assert "questions: 2 (train" in result.output
+    assert "questions: 2 (train " in result.output
+    assert result.exit_code == 1 and "split is empty (2 questions in all)" in result.output  # 2 questions, 3 splits
     assert _snapshot(tmp_path) == before
+
+
+def test_check_warns_of_a_small_split_and_takes_documents_alone(tmp_path, project):
+    many = [{"question": f"Which number is {i}?", "answer": str(i), "doc_id": f"n{i}"} for i in range(40)]
+    docs, qa = _inputs(tmp_path / "in", {f"n{i}.txt": f"Number {i}." for i in range(40)}, many)
+    result = runner.invoke(app, ["data", "check", "--docs", str(docs), "--qa", str(qa)])
+    assert result.exit_code == 0, result.output
+    assert "warning: the dev split has" in result.output and "fewer than statistics.min_groups = 30" in result.output
+    alone = runner.invoke(app, ["data", "check", "--docs", str(docs)])
+    assert alone.exit_code == 0, alone.output
+    assert "questions: none (the `questions` stage will generate them" in alone.output
+    assert runner.invoke(app, ["data", "check"]).exit_code == 2  # neither --docs nor --qa
+
+
+def test_add_takes_documents_alone_then_reviewed_questions(tmp_path, project):
+    docs, _ = _inputs(tmp_path / "in", {"a.md": "# A\n\nAlpha was founded in 1900.", "b.txt": "Beta."}, [])
+    first = runner.invoke(app, ["data", "add", "--docs", str(docs)])
+    assert first.exit_code == 0, first.output
+    raw = project / "data" / "raw"
+    assert sorted(p.name for p in raw.rglob("*") if p.is_file()) == ["a.md", "b.txt"]  # no question file
+    review = tmp_path / "review.csv"  # what `ragtune questions export` writes, after a person's review
+    review.write_text(
+        "id,question,answers,doc_ids,group,origin,chunk_id,passage\n"
+        'gen-1,When was Alpha founded?,"[""1900""]","[""a""]",gen:a,generated,a#0,Alpha was founded in 1900.\n'
+    )
+    second = runner.invoke(app, ["data", "add", "--qa", str(review)])
+    assert second.exit_code == 0, second.output
+    [row] = [json.loads(line) for line in (raw / "qa.jsonl").read_text().splitlines()]
+    assert row == {"id": "gen-1", "question": "When was Alpha founded?", "answers": ["1900"], "doc_ids": ["a"],
+                   "group": "gen:a", "origin": "reviewed", "chunk_id": "a#0"}  # fmt: skip
+    assert (raw / "docs" / "a.md").is_file()  # the documents stay
 
 
 def test_check_lists_every_problem_and_exits_1(tmp_path, project):
@@ -138,7 +169,7 @@ def test_add_creates_merges_and_replaces_raw_with_dvc(tmp_path, project):
 
     docs3, qa3 = _inputs(
         tmp_path / "in3", {"only.txt": "Only doc."}, [{"question": "Only?", "answer": "y", "doc_id": "only"}]
-    )
+    )  # one question: dev and test are empty, which `data add` warns of (and `data check` refuses)
     replaced = runner.invoke(app, ["data", "add", "--docs", str(docs3), "--qa", str(qa3), "--replace"])
     assert replaced.exit_code == 0, replaced.output
     assert "docs removed: 6" in replaced.output and "questions removed: 3" in replaced.output
@@ -186,7 +217,8 @@ def test_ingest_stage_refuses_bad_raw_data_and_keeps_its_previous_output(tmp_pat
     shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
     _inputs(root / "data" / "raw", {"a.md": "# A\n\nAlpha."}, [{"question": "A?", "answer": "x", "doc_id": "a"}])
     monkeypatch.chdir(root)
-    assert runner.invoke(app, ["ingest"]).exit_code == 0
+    first = runner.invoke(app, ["ingest"])
+    assert first.exit_code == 0 and "split is empty (1 questions in all)" in first.output  # 1 question, 3 splits
     processed = _snapshot(root / "data" / "processed")
     assert "chunks-tok-96.parquet" in processed and "qa.parquet" in processed
     raw_before = _snapshot(root / "data" / "raw")

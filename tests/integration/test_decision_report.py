@@ -61,6 +61,14 @@ def project(tmp_path, monkeypatch):
         cells.append(CellRecord(**record))
         rows.append(frame.assign(cell=name, split=split, hit_cap=False))
     (tmp_path / "data" / "eval").mkdir(parents=True)
+    # out-of-domain probes: the base model answers 8 of 10, lora keeps 6 of those
+    probes = [("base", [1.0] * 8 + [0.0] * 2), ("lora", [1.0] * 6 + [0.0] * 4)]
+    rows += [
+        pd.DataFrame(
+            {"qa_id": [f"probe-{i}" for i in range(10)], "answer_contained": v, "model": m, "cell": f"{m}+none"}
+        ).assign(split="probe", hit_cap=False, question="probe?")
+        for m, v in probes
+    ]
     pd.concat(rows).to_parquet(tmp_path / "data" / "eval" / "predictions.parquet")
     grid = CellsFile(
         parent_run_id=parent,
@@ -69,16 +77,29 @@ def project(tmp_path, monkeypatch):
         max_new_tokens=8,
         few_shot_examples=[],
         standing=["base+vec"],
+        tested=["base+vec"],
         cells=cells,
     )
     artifacts.write(grid, tmp_path / "data" / "eval" / "cells.json")
-    curve = [{"step": 5, "tokens": 100, "f1": 0.2}, {"step": 10, "tokens": 200, "f1": 0.4}]
+    # lora's curve on 12 tune questions: the base model (step 0) 0.0, then 0.25, 0.5: climbing at 0.2 epochs
+    steps = {0: [0.0] * 12, 5: [1.0] * 3 + [0.0] * 9, 10: [1.0] * 6 + [0.0] * 6}
+    curve = [
+        {"step": k, "epochs": k * 8 / 400, "tokens": 20 * k, "f1": sum(v) / 12, "questions": 12}
+        for k, v in steps.items()
+    ]
     artifacts.write(CurvesFile({"lora": curve}), tmp_path / "data" / "eval" / "curves.json")
-    qa = pd.DataFrame({"qa_id": [f"{s}{i:02d}" for s in ("dev", "test") for i in range(12)]})
+    tune = [f"tune{i:02d}" for i in range(12)]
+    scores = [(k, q, v) for k, vs in steps.items() for q, v in zip(tune, vs, strict=True)]
+    pd.DataFrame([{"adapter": "lora", "step": k, "qa_id": q, "f1": v} for k, q, v in scores]).to_parquet(
+        tmp_path / "data" / "eval" / "curve_scores.parquet"
+    )
+    qa = pd.DataFrame({"qa_id": [f"{s}{i:02d}" for s in ("tune", "dev", "test") for i in range(12)]})
+    qa["split"] = qa["qa_id"].str.rstrip("0123456789")
     (tmp_path / "data" / "processed").mkdir(parents=True)
     qa.assign(leakage_group=qa["qa_id"]).to_parquet(tmp_path / "data" / "processed" / "qa.parquet")
     metrics = tmp_path / "data" / "metrics"
-    artifacts.write(FinetuneFile({"lora": _training(compute_s=3600, workers=2)}), metrics / "finetune.json")
+    lora = _training(compute_s=3600, workers=2, examples=400)  # 10 steps of 8: 0.2 epochs
+    artifacts.write(FinetuneFile({"lora": lora}), metrics / "finetune.json")
     artifacts.write(IndexFile({}), metrics / "index.json")  # index build time: none recorded, counted as 0
     artifacts.write(RetrievalFile(parent_run_id=parent, retrievers={}), metrics / "retrieval.json")
     yield tmp_path, parent
@@ -91,10 +112,15 @@ def test_select_writes_the_report_and_compare_reads_it_back(project):
     assert result.exit_code == 0, result.output
     reports = root / "reports"
     board = (reports / "leaderboard.md").read_text()
-    assert "Recommended: **base+vec**" in board and "Test confirms the dev recommendation" in board
+    assert "Recommended: **base+vec**" in board and "Too few test groups to judge the choice" in board  # 12 < 30
     dev = board.split("## Dev: every cell")[1].split("## Recommendation")[0]
     assert dev.count("| base+") == 2 and dev.count("| lora+") == 2
-    assert "still improving at the end of its budget" in board  # the lora curve climbs 0.2 -> 0.4 to its last step
+    assert "still improving at the end of its budget" in board  # the lora curve climbs 0.25 -> 0.5 to its last step
+    assert "| lora | 400 | 0.20 | 0: 0.000, 5: 0.250, 10: 0.500 |" in board  # epochs at the kept (last) snapshot
+    assert "| lora | 0.500 at 0.20 |" in board  # the forecast table starts at the last measured point
+    assert "lora+none" in board.split("Not ruled out (under-trained):")[1].split(":")[0]  # never "worse"
+    assert "| lora | 0.750 | 75% |" in board  # retention: 6 of the 8 probes the base model answers (answer_contained)
+    assert "| the recommended cell | dev: 12 (12 groups) |" in board
     assert "| rag_only | 4 |" in board and "| finetune_only | 0 |" in board
     page = (reports / "report.html").read_text()
     assert "<table" in page and "base+vec" in page and "Recommendation" in page

@@ -95,10 +95,15 @@ def test_early_stopping_keeps_the_best_dev_snapshot_and_the_learning_curve(tiny,
         eval_examples=dev,
         curve_dir=tmp_path / "curve",
     )
-    losses = [e["dev_loss"] for e in result["evals"]]
+    losses = [e["tune_loss"] for e in result["evals"]]
     assert result["stopped_early"] and result["step"] < plan_steps(len(examples), cfg, 1), losses
-    assert result["best"]["dev_loss"] == min(losses) and losses[-1] > min(losses)
+    assert result["best"]["tune_loss"] == min(losses) and losses[-1] > min(losses)
     snapshots = sorted(p.name for p in (tmp_path / "curve").iterdir())
     assert snapshots == [f"step-{e['step']:06d}" for e in result["evals"]]
     best = tmp_path / "curve" / f"step-{result['best']['step']:06d}" / "adapter_model.safetensors"
     assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == best.read_bytes()  # the best, not the last
+    # each snapshot was stored once, in the run's folder; no checkpoint carries them (each would re-upload all)
+    stored = sorted(p.name for p in (tmp_path / "ray").glob("*/snapshots/step-*"))
+    assert stored == snapshots
+    checkpoints = list((tmp_path / "ray").glob("*/checkpoint_*"))
+    assert checkpoints and not [c for c in checkpoints if (c / "snapshots").exists()]

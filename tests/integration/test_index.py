@@ -153,7 +153,7 @@ def test_querying_with_another_embedder_is_refused(tmp_path, embedder):
     sync_table(db, "t", _chunks(DOCS), embedder, SETTINGS, fts=True)
     renamed = Embedder.__new__(Embedder)
     renamed.cfg = EmbedderConfig(name="other-model", path="/nowhere", batch_size=8)
-    renamed.model, renamed.dim, renamed.ray, renamed.ray_cluster = embedder.model, embedder.dim, None, False
+    renamed.model, renamed.dim, renamed.ray, renamed.cluster_address = embedder.model, embedder.dim, None, None
     with pytest.raises(IndexMismatchError, match="built with embedder 'sentence-transformers/all-MiniLM-L6-v2'"):
         Retriever(like(PARAMS.retrieval.retrievers[0], name="v"), db.open_table("t"), renamed)
     with pytest.raises(IndexMismatchError):

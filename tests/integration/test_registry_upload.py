@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -55,7 +54,7 @@ def _base_runs():
     )
 
 
-def test_a_killed_upload_is_deleted_and_stored_again_never_reused(store):
+def test_a_killed_upload_is_deleted_and_stored_again_never_reused(store, tmp_path):
     root, base = store
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PYTHONPATH": str(REPO)}
     proc = subprocess.run(
@@ -69,7 +68,7 @@ def test_a_killed_upload_is_deleted_and_stored_again_never_reused(store):
     uri = tracking.ensure_base_model(base, "h" * 40)
     run_id = uri.split("/")[1]
     assert run_id != killed.info.run_id
-    stored = tracking.download(uri)
+    stored = tracking.download(uri, tmp_path / "stored")
     assert sorted(p.name for p in stored.iterdir()) == sorted(p.name for p in base.iterdir())  # whole
     assert mlflow.get_run(killed.info.run_id).info.lifecycle_stage == "deleted"
     assert mlflow.get_run(run_id).data.tags[UPLOAD_TAG] == "complete"
@@ -77,7 +76,7 @@ def test_a_killed_upload_is_deleted_and_stored_again_never_reused(store):
     assert uri.endswith(f"/{BASE_MODEL_ARTIFACT}") and len(_base_runs()) == 1
 
 
-def test_an_upload_still_running_elsewhere_is_left_alone(store):
+def test_an_upload_still_running_elsewhere_is_left_alone(store, tmp_path):
     root, base = store
     experiment = tracking.setup(root, "upload")
     other = {"ragtune.kind": "base-model", "ragtune.base_model_hash": "h" * 40, UPLOAD_TAG: "started"}
@@ -85,4 +84,4 @@ def test_an_upload_still_running_elsewhere_is_left_alone(store):
     uri = tracking.ensure_base_model(base, "h" * 40)  # stores its own copy; the other upload is not touched
     assert running.info.run_id not in uri
     assert mlflow.get_run(running.info.run_id).info.lifecycle_stage == "active"
-    assert Path(tracking.download(uri)).is_dir()
+    assert tracking.download(uri, tmp_path / "stored").is_dir()

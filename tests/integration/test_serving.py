@@ -67,7 +67,7 @@ def champion(tmp_path_factory, params, embedder, base_model_dir) -> dict:
     )
     tracking.setup(root, "serving-test")
     first = register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
-    again = register_bundle(NAME, bundle, base_model_dir, None, alias="champion")
+    again = register_bundle(NAME, bundle, base_model_dir, None, alias="champion", expected=first["version"])
     return {
         "root": root,
         "index_version": report.version,
@@ -89,7 +89,12 @@ def test_registering_the_same_winner_twice_reuses_its_version(champion):
 def test_champion_loads_through_pyfunc_and_answers_with_the_gold_document(champion):
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    index, away = champion["root"] / "index", champion["root"] / "index-away"
+    index.rename(away)  # the version carries its own copy of the table: the folder it was built in is not needed
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    finally:
+        away.rename(index)
     out = model.predict(pd.DataFrame({"question": [QUESTION]}))
     assert list(out.columns) == ["answer", "retrieved_doc_ids"]
     assert isinstance(out["answer"][0], str) and out["answer"][0]
@@ -98,6 +103,19 @@ def test_champion_loads_through_pyfunc_and_answers_with_the_gold_document(champi
     assert as_list["answer"].tolist() == out["answer"].tolist()
     with pytest.raises(ValueError, match="question"):
         model.predict(pd.DataFrame({"query": [QUESTION]}))
+
+
+def test_loading_the_champion_leaves_no_copy_of_the_base_model_behind(champion, tmp_path, monkeypatch):
+    """Each load (a gate run, a server start) fetches the base model (~0.5 GB): it must not stay in $TMPDIR."""
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where MLflow and ragtune make their temporary folders
+    model = tracking.load_pyfunc(f"models:/{NAME}@champion")
+    assert model.predict([QUESTION])["answer"][0]  # loaded whole: the weights are in memory, not on disk
+    left = [p for p in temp.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in left) < 1_000_000, [str(p.relative_to(temp)) for p in left]
 
 
 def _post(url: str, body: dict, timeout: float) -> dict:
@@ -255,3 +273,111 @@ def mlflow_versions(name: str) -> list:
     import mlflow
 
     return mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+
+
+# --- the gate against this real champion: its own answers, scored and paired by question -----------------
+
+
+def _gate_questions(champion) -> pd.DataFrame:
+    """The ten demo questions of the champion's index, as qa.parquet has them (each its own leakage group)."""
+    rows = [json.loads(line) for line in (champion["root"] / "raw" / "qa.jsonl").read_text().splitlines()]
+    qa = pd.DataFrame({"qa_id": [r["id"] for r in rows], "question": [r["question"] for r in rows]})
+    return qa.assign(answers=[r["answers"] for r in rows], leakage_group=qa["qa_id"], split="test")
+
+
+METRIC = "answer_tokens"  # scored per answer by the grid, and it varies question by question: this tiny base
+# model gets the ISO codes wrong (f1 0 everywhere), but not with answers of one length
+
+
+def _judge(champion, params, base_model_dir, scores: list[float], **gate):
+    """``judge`` of a new cell whose evaluation scored it ``scores`` (in question order) against @champion."""
+    from components.serving.bundle import bundle_hash
+    from components.serving.champion import judge
+    from components.serving.register import CellPlan
+    from tests.conftest import choice
+
+    qa = _gate_questions(champion)
+    predictions = pd.DataFrame({"qa_id": qa["qa_id"], "cell": "lora-x+none", "split": "test", METRIC: scores})
+    bundle = make_bundle("base", None, {}, None, None, params.evaluation.prompts, champion["generation"], "other")
+    plan = CellPlan(choice("lora-x+none"), bundle, None, bundle_hash(bundle, None))  # never loaded: it was scored
+    return judge(
+        plan,
+        base_model_dir,
+        lambda: (qa, predictions),
+        METRIC,
+        like(params.evaluation.gate, split="test", margin=0.05, **gate),
+        like(params.evaluation.statistics, resamples=500, min_groups=5),
+        like(params.evaluation.registry, name=NAME),
+    )
+
+
+@pytest.fixture(scope="module")
+def champion_scores(champion) -> list[float]:
+    """The champion's own score on each gate question, from its answers through pyfunc (as the gate loads it)."""
+    import mlflow
+
+    from components.serving.champion import score_answers
+
+    mlflow.set_tracking_uri(champion["uri"])
+    qa = _gate_questions(champion)
+    answers = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(qa[["question"]])
+    return score_answers(answers["answer"].tolist(), [list(a) for a in qa["answers"]], METRIC)
+
+
+def test_the_gate_pairs_the_champions_answers_with_the_new_cells_by_question(
+    champion, champion_scores, params, base_model_dir
+):
+    """A new cell that scores exactly what the champion scores, question by question, differs by 0 with a
+    zero-width interval; paired any other way the interval would open. A new cell that answers nothing is
+    refused: the champion's own scores are what it is measured against."""
+    import mlflow
+
+    mlflow.set_tracking_uri(champion["uri"])
+    assert len(set(champion_scores)) > 1, champion_scores  # not one score for all: how they pair matters
+    same = _judge(champion, params, base_model_dir, champion_scores)
+    assert same.passed and same.reason == "non-inferior" and same.champion_version == champion["first"]["version"]
+    assert same.diff == 0 and same.diff_low == same.diff_high == 0
+    assert same.champion_mean == pytest.approx(sum(champion_scores) / len(champion_scores))
+    nothing = _judge(champion, params, base_model_dir, [0.0] * len(champion_scores))
+    assert not nothing.passed and nothing.reason == "inferior" and nothing.diff_high < 0
+
+
+def test_the_anchor_bounds_the_drop_against_the_best_champion_so_far(champion, champion_scores, params, base_model_dir):
+    """The champion is a later, terser version (answers of at most two tokens); the anchor the first one. A
+    new cell that scores what the champion scores passes against it, and is refused against the anchor."""
+    import mlflow
+
+    from components.serving.champion import score_version
+
+    mlflow.set_tracking_uri(champion["uri"])
+    terse = like(champion["generation"], max_new_tokens=2, min_new_tokens=1)
+    weak = make_bundle("base", None, {}, None, None, params.evaluation.prompts, terse, champion["base_hash"])
+    first = champion["first"]["version"]
+    second = register_bundle(NAME, weak, base_model_dir, None)["version"]
+    anchor = params.evaluation.registry.anchor_alias
+    tracking.move_alias(NAME, "champion", second, expected=first)
+    tracking.move_alias(NAME, anchor, first, expected=None)
+    try:
+        same_as_champion = score_version(NAME, second, _gate_questions(champion), METRIC).tolist()
+        assert sum(same_as_champion) < sum(champion_scores) - 0.5 * len(champion_scores)  # the anchor: longer
+        bounded = _judge(champion, params, base_model_dir, same_as_champion, anchor="best-ever")
+        assert bounded.champion_version == second and bounded.diff == bounded.diff_low == 0  # passes the champion
+        assert not bounded.passed and bounded.reason == "below-anchor" and bounded.anchor_version == first
+        assert bounded.anchor_mean == pytest.approx(sum(champion_scores) / len(champion_scores))
+    finally:
+        tracking.move_alias(NAME, "champion", first, expected=second)
+        mlflow.MlflowClient().delete_registered_model_alias(NAME, anchor)
+
+
+def test_the_gate_scores_semantic_similarity_with_the_grids_embedder(params):
+    from components.serving.champion import score_answers
+    from components.serving.promote import similarity_model
+
+    model = similarity_model("semantic_similarity", params.retrieval.embedders)
+    right, wrong = score_answers(
+        ["The ISO code of Afghanistan is AFG.", "A small market town in the valley."],
+        [["AFG, the code of Afghanistan"], ["AFG, the code of Afghanistan"]],
+        "semantic_similarity",
+        model,
+    )
+    assert 0.0 <= wrong < right <= 1.0

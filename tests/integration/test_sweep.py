@@ -41,7 +41,7 @@ def test_sweep_turned_off_exits_2_and_says_what_to_add(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def tiny(base_model_dir, params):
     tokenizer = load_tokenizer(base_model_dir)
-    split = ["train"] * 8 + ["dev"] * 4 + ["test"] * 4
+    split = ["train"] * 8 + ["tune"] * 4 + ["test"] * 4
     qa = pd.DataFrame(
         {"question": [f"Code {i}?" for i in range(16)], "answers": [[f"C{i}"] for i in range(16)], "split": split}
     )
@@ -58,14 +58,14 @@ def tiny(base_model_dir, params):
     return inputs, tokenizer, base, prompts
 
 
-def test_held_out_examples_are_dev_questions_in_the_adapters_answer_only_format(tiny):
+def test_held_out_examples_are_tune_questions_in_the_adapters_answer_only_format(tiny):
     inputs, tokenizer, base, prompts = tiny
     held = held_out_examples(inputs, tokenizer, base.model_copy(update={"data": []}), prompts, n_questions=3)
     assert len(held) == 3  # a corpus-only adapter is measured on closed-book QA
     text = [tokenizer.decode(e["input_ids"]) for e in held]
-    assert all(f"Code {i}?" in t for i, t in zip(range(8, 11), text, strict=True))  # the first dev questions
+    assert all(f"Code {i}?" in t for i, t in zip(range(8, 11), text, strict=True))  # the first tune questions
     assert all(IGNORE_INDEX in e["labels"] for e in held)  # the prompt is not scored
-    with pytest.raises(ValueError, match="no 'dev' questions"):
+    with pytest.raises(ValueError, match="no 'tune' questions"):
         held_out_examples(
             TrainingInputs(inputs.documents, inputs.qa[inputs.qa["split"] == "train"]), tokenizer, base, prompts, 3
         )
@@ -108,10 +108,10 @@ def test_a_sweep_runs_real_trials_and_asha_stops_a_diverging_one(tiny, base_mode
     assert (completed["learning_rate"], completed["steps"], completed["stopped"]) == (0.001, 4, False)
     # ASHA stops the diverging learning rate at the first rung, right after the grace period
     assert (stopped["learning_rate"], stopped["steps"], stopped["stopped"]) == (5.0, 2, True), trials.to_string()
-    assert stopped["dev_loss"] > completed["dev_loss"]
-    # every trial has a dev-loss curve measured at its eval steps
+    assert stopped["tune_loss"] > completed["tune_loss"]
+    # every trial has a tune-loss curve measured at its eval steps
     for trial in trials["trial"]:
-        assert [r["step"] for r in curves[trial] if not math.isnan(r.get("dev_loss", math.nan))][:1] == [2]
+        assert [r["step"] for r in curves[trial] if not math.isnan(r.get("tune_loss", math.nan))][:1] == [2]
     best = best_adapter(trials, base, list(cfg.space))
     assert best.name == "tiny-tuned" and best.learning_rate == trials.iloc[0]["learning_rate"] == 0.001
     report = trials_markdown(trials, best, base)

@@ -139,3 +139,19 @@ def test_schedule_builds_a_cron_deployment_with_parameters_and_an_on_demand_one(
     assert built["watch-raw"].schedules[0].schedule.interval.total_seconds() == 60
     assert len(ops.build_deployments(check_every_s=None)) == 2
     assert all(d.parameters["pull"] for d in ops.build_deployments(check_every_s=None, pull=True))
+
+
+def test_register_always_runs_and_is_never_restored_from_dvcs_cache(tmp_path, monkeypatch):
+    """Who is champion lives in the registry, which DVC cannot see: DVC must run `register` every time
+    (a skipped or cache-restored register would report a gate that never judged)."""
+    shipped = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["register"]
+    stage = {k: v for k, v in shipped.items() if k not in ("params", "metrics")}  # what DVC runs it by
+    stage.update(cmd="echo judged >> runs.txt && echo {} > gate.json", deps=["best.json"])
+    stage["metrics"] = [{"gate.json": {"cache": False}}]
+    (tmp_path / "best.json").write_text("{}")
+    root = _project(tmp_path, {"register": stage})
+    monkeypatch.chdir(root)
+    with Repo(root) as repo:
+        for _ in range(2):  # nothing changed between the two: only always_changed makes it run again
+            repo.reproduce(targets=["dvc.yaml:register"], single_item=True)
+    assert (tmp_path / "runs.txt").read_text().splitlines() == ["judged", "judged"]

@@ -106,3 +106,16 @@ def test_pareto_front_keeps_the_cells_no_other_beats_on_both_axes():
     # dominated is worse and dearer than dear-good; equal points do not dominate each other
     assert table["cell"][front].tolist() == ["cheap-bad", "dear-good", "tie-cost", "best-of-both"]
     assert not pareto_front(pd.DataFrame({"mean": [0.2, 0.3], "cost": [2.0, 1.0]}), "mean", "cost")[0]
+
+
+def test_scoring_warnings_name_the_split_of_each_row():
+    """A cell answers dev and test: its two warnings say which split each comes from."""
+    from components.decision.report import scoring_lines
+
+    row = {"cell": "base+none", "f1": 0.1, "answer_contained": 0.6, "answer_tokens": 9.0, "hit_cap_share": 0.5}
+    table = pd.DataFrame([{**row, "split": "dev"}, {**row, "split": "test", "hit_cap_share": 1.0}])
+    lines = scoring_lines(table, brevity_gap=0.2, max_new_tokens=16)
+    assert "- **base+none** (dev): F1 0.100" in lines[2] and "- **base+none** (test): F1 0.100" in lines[3]
+    assert "- base+none (dev): 50% of its answers hit the 16-token cap." in lines
+    assert "- base+none (test): 100% of its answers hit the 16-token cap." in lines
+    assert "(dev)" not in "".join(scoring_lines(table.drop(columns="split"), 0.2, 16))  # one split: no label

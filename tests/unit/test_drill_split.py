@@ -1,8 +1,17 @@
 import pandas as pd
 import pytest
 
-from components.evaluation.drill import ArmResult, DrillSetup, change_facts, choose_arms, hold_back, to_markdown
-from tests.conftest import PARAMS, like
+from components.evaluation.drill import (
+    ArmResult,
+    DrillSetup,
+    change_facts,
+    choose_arms,
+    hold_back,
+    to_markdown,
+    training_inputs,
+)
+from components.evaluation.drill_run import drill_setup
+from tests.conftest import PARAMS, best_file, choice, like
 
 
 def _corpus(n_docs: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -62,7 +71,9 @@ def test_drill_table_has_a_row_per_arm():
     documents, qa = _corpus()
     split = hold_back(documents, qa, like(PARAMS.evaluation.drill, share=0.1, max_questions=1))
     assert len(split.probes) == 1
-    setup = DrillSetup(None, PARAMS.retrieval.retrievers[0], PARAMS.finetune.adapters[0], None, None, None, None)
+    setup = DrillSetup(
+        None, PARAMS.retrieval.retrievers[0], PARAMS.finetune.adapters[0], None, None, None, None, {}, {}, []
+    )
     text = to_markdown([ArmResult("rag", 1.5, 0.0, 0.5, 0.2, 0.8, 0.1, 0.6)], split, setup, 0.95)
     assert "| rag | 1.5 | 0.000 | 0.500 (0.200-0.800) | 0.100 | 0.600 |" in text and "1 of 10 documents" in text
     assert "answered after (95% CI)" in text and "vector-minilm-k3" in text
@@ -96,3 +107,22 @@ def test_changed_facts_rewrite_the_held_back_documents_and_their_answers():
     assert len(changed_train) and all(a[0].startswith("new ") for a in changed_train["answers"])
     with pytest.raises(ValueError, match="no changed version"):
         change_facts(split, changed_docs[~changed_docs["doc_id"].isin(held)], changed_qa)
+
+
+def test_a_raft_recommendation_trains_on_its_own_retrievers_passages_with_the_snapshot_choice():
+    # the recommended mix of both demos: the RAFT adapter (trained on vector-minilm-k3's passages) with another
+    # retriever; the drill once crashed here ("no chunks given for raft retriever 'vector-minilm-k3'")
+    raft = next(a for a in PARAMS.finetune.adapters if a.name == "raft-r8-qv")
+    best = best_file(choice("raft-r8-qv+fulltext-k3"), few_shot_examples=[("q?", "a")])
+    setup = drill_setup(PARAMS, best)
+    assert (setup.retriever.name, setup.adapter.name) == ("fulltext-k3", "raft-r8-qv")
+    assert set(setup.raft_chunkers) == {"vector-minilm-k3"} and setup.raft_top_k == {"vector-minilm-k3": 3}
+    assert setup.adapter.eval_every == raft.eval_every and setup.adapter.patience == raft.patience  # as finetune
+    assert setup.examples == [("q?", "a")]  # few-shot turns when the recommendation has them
+    documents, qa = _corpus()
+    qa = qa.assign(split=["tune" if i % 5 == 0 else s for i, s in enumerate(qa["split"])])
+    split = hold_back(documents, qa, like(PARAMS.evaluation.drill, share=0.1))
+    inputs = training_inputs(split.before_documents, split.before_train, split.tune, setup)
+    assert set(inputs.chunks) == {"fulltext-k3", "vector-minilm-k3"}
+    assert set(inputs.qa["split"]) == {"train", "tune"} and len(split.tune)
+    assert not set(split.tune["qa_id"]) & set(split.probes["qa_id"])

@@ -12,6 +12,8 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.entities import SpanType
+from mlflow.genai.datasets import search_datasets
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from components import tracking
 from components.evaluation.answer import trace_columns
@@ -68,6 +70,7 @@ def cell_rows(hits: list[list[Hit]] | None) -> pd.DataFrame:
         for name in METRICS:
             rows[name] = scores[name].to_numpy()
         rows["retrieval_latency_s"] = [0.01, 0.02, 0.03]
+    rows["query_latency_s"] = [0.2, math.nan, math.nan]  # q1 was in the timed pass (answered alone)
     return rows
 
 
@@ -80,11 +83,12 @@ def store(tmp_path_factory):
     mlflow.set_tracking_uri(None)
 
 
-def log(cell: Cell, rows: pd.DataFrame) -> str:
+def log(cell: Cell, rows: pd.DataFrame, span_batch: int = 64) -> str:
     parent = tracking.start_parent("pipeline", {}, {})
     result = type("Result", (), {"cell": cell, "params": {"model": cell.model}, "metrics": {"f1": 0.5}, "rows": rows})
-    dataset = genai.split_dataset(QUESTIONS, "test", "data/processed/qa.parquet")
-    return genai.log_cell(parent, result, {}, dataset, scored(rows.columns))
+    experiment_id = mlflow.get_run(parent).info.experiment_id
+    dataset = genai.split_dataset(QUESTIONS, "test", experiment_id, "data/processed/qa.parquet")
+    return genai.log_cell(parent, result, {}, dataset, scored(rows.columns), span_batch)
 
 
 def test_each_scored_column_comes_from_the_module_that_made_it():
@@ -115,9 +119,10 @@ def test_a_rag_cell_becomes_an_evaluation_run_with_a_trace_per_question(store):
     rows = cell_rows(HITS)
     run_id = log(Cell("base", "vector-k2", 0), rows)
     run = mlflow.get_run(run_id)
-    assert run.data.tags["mlflow.runType"] == "genai_evaluate" and run.data.tags["ragtune.cell"] == "base+vector-k2"
+    assert run.data.tags["ragtune.cell"] == "base+vector-k2" and "mlflow.runType" not in run.data.tags
     (used,) = run.inputs.dataset_inputs
-    assert used.dataset.name == "qa-test" and used.dataset.digest
+    (managed,) = search_datasets(experiment_ids=[store], filter_string="name = 'qa-test'")
+    assert (used.dataset.name, used.dataset.digest) == ("qa-test", managed.digest)  # the managed dataset
     assert {t.key: t.value for t in used.tags} == {"mlflow.data.context": "test"}
     for column in ("exact_match", "f1", "rouge_l", "hit_rate_at_k"):
         assert run.data.metrics[f"{column}/mean"] == pytest.approx(rows[column].mean())
@@ -139,8 +144,12 @@ def test_a_rag_cell_becomes_an_evaluation_run_with_a_trace_per_question(store):
     (llm,) = trace.search_spans(span_type=SpanType.LLM)
     assert llm.inputs == {"prompt": "prompt q2"} and llm.outputs == "The capital is Lima."
     assert trace.info.token_usage == {"input_tokens": 42, "output_tokens": 6, "total_tokens": 48}
-    assert (llm.end_time_ns - llm.start_time_ns) == 500_000_000  # the measured latency, not the logging time
-    assert (retriever.end_time_ns - retriever.start_time_ns) == 20_000_000
+    # the measured times, not the logging time: retrieval, then generation (q2: its batch share)
+    assert retriever.end_time_ns - retriever.start_time_ns == 20_000_000 and llm.start_time_ns == retriever.end_time_ns
+    assert (llm.end_time_ns - llm.start_time_ns, llm.attributes["ragtune.latency"]) == (500_000_000, "batch share")
+    assert trace.info.execution_duration == 520
+    timed = mlflow.get_trace(traces["q1"].info.trace_id).search_spans(span_type=SpanType.LLM)[0]
+    assert (timed.end_time_ns - timed.start_time_ns, timed.attributes["ragtune.latency"]) == (200_000_000, "measured")
 
     values = {a.name: a.value for a in trace.info.assessments}
     assert values["expected"] == {"answers": ["Lima"], "doc_ids": ["peru"]}
@@ -148,6 +157,35 @@ def test_a_rag_cell_becomes_an_evaluation_run_with_a_trace_per_question(store):
         assert values[column] == pytest.approx(rows.set_index("qa_id").loc["q2", column]), column
     empty = {a.name for a in mlflow.get_trace(traces["q3"].info.trace_id).info.assessments}
     assert "answer_support" not in empty and "f1" in empty  # an empty answer has nothing to support
+
+
+def test_spans_go_to_the_store_in_batches_of_at_most_span_batch(store, monkeypatch):
+    sent = []
+    log_spans = SqlAlchemyStore.log_spans
+
+    def counted(self, location, spans, *args, **kwargs):
+        sent.append(len(spans))
+        return log_spans(self, location, spans, *args, **kwargs)
+
+    monkeypatch.setattr(SqlAlchemyStore, "log_spans", counted)
+    run_id = log(Cell("base", "vector-k2", 0), cell_rows(HITS), span_batch=2)
+    assert sum(sent) == 9 and max(sent) <= 2, sent  # 3 questions x (root, retriever, LLM)
+    assert len(mlflow.search_traces(run_id=run_id, return_type="list")) == 3
+
+
+def test_a_trace_the_store_refused_fails_the_cell(store, monkeypatch):
+    """MLflow's tracer only logs a trace it could not send; the cell fails instead of showing fewer questions."""
+    start_trace, calls = SqlAlchemyStore.start_trace, []
+
+    def refuses_the_second(self, trace_info, *args, **kwargs):
+        calls.append(trace_info)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return start_trace(self, trace_info, *args, **kwargs)
+
+    monkeypatch.setattr(SqlAlchemyStore, "start_trace", refuses_the_second)
+    with pytest.raises(RuntimeError, match=r"base\+vector-k2: 2 of 3 traces reached the store"):
+        log(Cell("base", "vector-k2", 0), cell_rows(HITS))
 
 
 def test_a_closed_book_cell_has_no_retriever_span_and_no_retrieval_scores(store):
@@ -159,12 +197,19 @@ def test_a_closed_book_cell_has_no_retriever_span_and_no_retrieval_scores(store)
     assert "hit_rate_at_k/mean" not in mlflow.get_run(run_id).data.metrics
 
 
-def test_the_dataset_digest_follows_the_questions():
-    same = genai.split_dataset(QUESTIONS, "test", "qa.parquet")
-    assert same.digest == genai.split_dataset(QUESTIONS.copy(), "test", "qa.parquet").digest
-    changed = QUESTIONS.assign(answers=[["BOB"], ["Lima"], ["EUR"]])
-    assert genai.split_dataset(changed, "test", "qa.parquet").digest != same.digest
-    assert genai.split_dataset(QUESTIONS, "dev", "qa.parquet").name == "qa-dev"
+def test_each_split_is_a_managed_dataset_reused_while_its_questions_stay_the_same(store):
+    first = genai.split_dataset(QUESTIONS, "dev", store, "qa.parquet")
+    again = genai.split_dataset(QUESTIONS.copy(), "dev", store, "qa.parquet")
+    assert first.name == "qa-dev" and again.dataset.dataset_id == first.dataset.dataset_id
+    assert again.digest == first.digest
+    records = first.dataset.to_df().sort_values("inputs", key=lambda s: s.map(lambda i: i["qa_id"]))
+    assert [r["qa_id"] for r in records["inputs"]] == ["q1", "q2", "q3"]
+    assert records["expectations"].iloc[2] == {"expected": {"answers": ["EUR", "eur"], "doc_ids": ["eu"]}}
+    changed = genai.split_dataset(QUESTIONS.assign(answers=[["BOB"], ["Lima"], ["EUR"]]), "dev", store, "qa.parquet")
+    assert changed.name == "qa-dev" and changed.digest != first.digest
+    assert changed.dataset.dataset_id != first.dataset.dataset_id  # the runs scored on the old questions keep theirs
+    listed = search_datasets(experiment_ids=[store], filter_string="name = 'qa-dev'")
+    assert {d.dataset_id for d in listed} == {first.dataset.dataset_id, changed.dataset.dataset_id}
 
 
 def test_mlflow_genai_evaluate_with_the_same_scorers_gives_the_same_means(store):

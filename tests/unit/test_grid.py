@@ -28,7 +28,7 @@ def test_the_best_retrievers_on_dev_enter_the_grid_not_a_fixed_list():
 def test_a_pinned_list_is_kept_and_missing_scores_are_an_error():
     pinned = like(PARAMS.evaluation.grid, retrievers=["vector-minilm-k3"])
     assert choose_retrievers(SCORES, RETRIEVERS, pinned) == ["vector-minilm-k3"]
-    with pytest.raises(ValueError, match="no retriever has dev retrieval scores"):
+    with pytest.raises(ValueError, match="no retriever has tune retrieval scores"):
         choose_retrievers({}, RETRIEVERS, like(pinned, retrievers=None))
 
 

@@ -7,8 +7,8 @@ import pytest
 from components.config import SplitConfig
 from components.data.demo import seed_from_demo
 from components.data.ingest import DataValidationError, InputError, ingest, normalize_text
-from components.data.split import split_questions
-from tests.conftest import REPO, make_pdf, write_jsonl
+from components.data.split import leakage_groups, split_questions
+from tests.conftest import PARAMS, REPO, like, make_pdf, write_jsonl
 
 
 def _raw(tmp_path: Path, docs: list[dict], qa: list[dict]) -> Path:
@@ -18,7 +18,9 @@ def _raw(tmp_path: Path, docs: list[dict], qa: list[dict]) -> Path:
 
 
 def _ingest(raw: Path):
-    return ingest(raw, SplitConfig(seed=0, dev=0.2, test=0.2), max_file_mb=1)
+    return ingest(
+        raw, SplitConfig(seed=0, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False), max_file_mb=1
+    )
 
 
 def test_bundled_demo_set_is_valid():
@@ -100,7 +102,7 @@ def test_split_is_deterministic_and_keeps_paraphrases_and_repeats_together():
             "group": [f"g{i // 2}" for i in range(300)] + ["", "g7"],
         }
     )
-    cfg = SplitConfig(seed=3, dev=0.2, test=0.2)
+    cfg = SplitConfig(seed=3, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False)
     first, second = split_questions(qa, cfg), split_questions(qa, cfg)
     assert first.tolist() == second.tolist()
     assert first[300] == first[5]  # the same normalised question
@@ -109,11 +111,16 @@ def test_split_is_deterministic_and_keeps_paraphrases_and_repeats_together():
         assert first[2 * g] == first[2 * g + 1]
     shares = first.value_counts(normalize=True)
     assert 0.1 < shares["test"] < 0.3 and 0.1 < shares["dev"] < 0.3
-    assert split_questions(qa, SplitConfig(seed=4, dev=0.2, test=0.2)).tolist() != first.tolist()
+    assert (
+        split_questions(
+            qa, SplitConfig(seed=4, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False)
+        ).tolist()
+        != first.tolist()
+    )
 
 
 def test_adding_questions_never_moves_existing_ones():
-    cfg = SplitConfig(seed=0, dev=0.2, test=0.2)
+    cfg = SplitConfig(seed=0, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False)
     small = pd.DataFrame({"question": [f"Q{i}" for i in range(50)], "group": ["" for _ in range(50)]})
     big = pd.DataFrame({"question": [f"Q{i}" for i in range(80)], "group": ["" for _ in range(80)]})
     assert split_questions(big, cfg)[:50].tolist() == split_questions(small, cfg).tolist()
@@ -251,3 +258,50 @@ def test_reading_writes_nothing_under_the_raw_folder(tmp_path):
     _messages(raw)
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in raw.rglob("*") if p.is_file()}
     assert after == before
+
+
+SPLIT = like(PARAMS.data.split)  # the shipped split: tune slice, near-duplicates, gold documents
+
+
+def test_near_duplicate_questions_with_the_same_answer_share_a_group_and_a_split():
+    # two Natural Questions of the bundled demo: one fact, two wordings, two passages
+    qa = pd.DataFrame(
+        {
+            "question": [
+                "who wrote the patriotic song sare jahan se achcha?",
+                "who composed the famous song ' sare jahan se acha '?",
+                "who sang the patriotic song sare jahan se achcha?",  # similar words, another answer
+                "who wrote the novel midnight's children?",  # the same answer would not do alone
+            ],
+            "answers": [["Muhammad Iqbal"], ["Muhammad Iqbal"], ["Lata Mangeshkar"], ["Muhammad Iqbal"]],
+            "doc_ids": [["nq/66bad247b387"], ["nq/e069af460512"], ["nq/a"], ["nq/b"]],
+            "group": ["", "", "", ""],
+        }
+    )
+    groups = leakage_groups(qa, SPLIT)
+    assert groups[0] == groups[1] and len(set(groups)) == 3
+    assert len(set(leakage_groups(qa, like(SPLIT, near_duplicate=1.01)))) == 4  # turned off
+    splits = split_questions(qa, SPLIT, groups)
+    assert splits[0] == splits[1]
+
+
+def test_questions_about_one_gold_document_share_a_group_unless_turned_off():
+    qa = pd.DataFrame(
+        {
+            "question": ["alpha-3 of Andorra?", "numeric code of Andorra?", "alpha-3 of Peru?"],
+            "answers": [["AND"], ["020"], ["PER"]],
+            "doc_ids": [["country/AD"], ["country/AD"], ["country/PE"]],
+            "group": ["AD#a3", "AD#num", "PE#a3"],
+        }
+    )
+    assert len(set(leakage_groups(qa, SPLIT))) == 2
+    assert len(set(leakage_groups(qa, like(SPLIT, by_document=False)))) == 3
+
+
+def test_the_tuning_slice_is_cut_from_train_and_dev_and_test_keep_their_questions():
+    qa = pd.DataFrame({"question": [f"Q{i}" for i in range(400)], "group": [""] * 400})
+    plain = SplitConfig(seed=0, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False)
+    without, with_tune = split_questions(qa, plain), split_questions(qa, like(plain, tune=0.15))
+    moved = without != with_tune
+    assert set(without[moved]) == {"train"} and set(with_tune[moved]) == {"tune"}
+    assert 0.08 < (with_tune == "tune").mean() < 0.22

@@ -20,7 +20,7 @@ from components.data.errors import DataValidationError, InputError
 from components.data.ingest import ingest_files, normalize_text
 from components.data.readers import DOC_READERS, SourceFile, html_to_text
 
-SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2)
+SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False)
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 
 # values a careless exporter writes: right types, wrong types, blanks, odd unicode, lone surrogates

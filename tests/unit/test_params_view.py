@@ -41,7 +41,7 @@ def test_a_view_cannot_be_changed():
 
 
 @pytest.mark.parametrize(
-    "stage", ["ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select", "register"]
+    "stage", ["questions", "ingest", "model", "index", "retrieval_eval", "finetune", "evaluate", "select", "register"]
 )
 def test_every_key_dvc_yaml_declares_exists(stage):
     for key in declared_params(REPO / "dvc.yaml", stage):

@@ -30,6 +30,12 @@ def test_closed_port_fails_fast_naming_the_variable_and_url(variable, value):
     assert variable in str(err.value) and url in str(err.value)
 
 
+def test_a_ray_client_address_is_refused_with_what_to_set_instead():
+    """Ray Train and Tune need a driver on a cluster node (or the Jobs API), not Ray Client."""
+    with pytest.raises(ServiceRefusedError, match=r"RAY_ADDRESS=ray://head:10001.*RAY_ADDRESS=auto.*ray job submit"):
+        check_services({"RAY_ADDRESS": "ray://head:10001"}, timeout=2.0)
+
+
 def test_unset_or_local_settings_are_not_checked():
     assert check_services({"MLFLOW_TRACKING_URI": "sqlite:///x.db", "RAY_ADDRESS": "auto"}) == []
 

@@ -9,7 +9,7 @@ from components.data.ingest import ingest
 from components.data.rawdata import diff, discard, merge_qa, restore_raw, stage_raw, swap_raw, update_raw
 from tests.conftest import write_jsonl
 
-SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2)
+SPLIT = SplitConfig(seed=0, dev=0.2, test=0.2, tune=0.0, near_duplicate=1.01, by_document=False)
 
 
 def _folder(root: Path, docs: dict[str, str], qa: list[dict]) -> Path:

@@ -156,3 +156,59 @@ def test_unsupported_qa_format_is_refused():
     errors: list[InputError] = []
     assert read_qa(SourceFile("qa.xlsx", "", ".xlsx", b"PK"), errors) == []
     assert "unsupported QA file type '.xlsx'" in str(errors[0])
+
+
+SITE_CHROME = """<html><head><title>Ownership - The Book</title></head><body>
+<div id="sidebar"><div class="sidebar-scrollbox"><ol class="chapter"><li>Introduction</li><li>Getting Started</li>
+<li>Understanding Ownership</li><li>Structs</li><li>Enums</li></ol></div></div>
+<div id="menu-bar"><div class="left-buttons"><ul id="theme-list"><li>Auto</li><li>Light</li><li>Rust</li>
+<li>Coal</li><li>Navy</li><li>Ayu</li></ul></div><h1 class="menu-title">The Rust Programming Language</h1></div>
+<div id="search-wrapper"><input type="search" placeholder="Search this book ..."></div>
+<div id="mdbook-help-container"><div id="mdbook-help-popup"><h2 class="mdbook-help-title">Keyboard shortcuts</h2>
+<p>Press left or right to navigate between chapters</p><p>Press S or / to search in the book</p></div></div>
+<main><h2>What Is Ownership?</h2>
+<p>Ownership is a set of rules that govern how a Rust program manages memory. All programs have to manage the way
+they use a computer's memory while running. Some languages have garbage collection that regularly looks for
+no-longer-used memory as the program runs; in other languages, the programmer must explicitly allocate and free
+the memory.</p>
+<p>Rust uses a third approach: memory is managed through a system of ownership with a set of rules that the
+compiler checks. If any of the rules are violated, the program will not compile. None of the features of
+ownership will slow down your program while it is running.</p>
+<h3>The Stack and the Heap</h3>
+<p>Many programming languages do not require you to think about the stack and the heap very often. But in a
+systems programming language like Rust, whether a value is on the stack or the heap affects how the language
+behaves and why you have to make certain decisions.</p></main>
+<div class="nav-wrapper"><a class="previous" href="ch03.html">Previous chapter</a>
+<a href="ch04-02.html">Next chapter</a></div>
+</body></html>"""
+
+
+def test_html_keeps_the_main_content_and_drops_the_sites_chrome():
+    title, text = html_to_text(SITE_CHROME)
+    assert title == "Ownership - The Book"
+    for chrome in ("Keyboard shortcuts", "Coal", "Navy", "Ayu", "Getting Started", "Press S or /", "Next chapter"):
+        assert chrome not in text, chrome
+    assert "## What Is Ownership?" in text and "### The Stack and the Heap" in text
+    assert "Ownership is a set of rules that govern how a Rust program manages memory." in text
+    assert "memory is managed through a system of ownership" in text
+
+
+def test_pdf_drops_running_headers_footers_and_page_numbers_and_rejoins_hyphenated_words():
+    pages = [
+        "ACME Widget Manual\nChapter 1: Setup\nThe manip-\nulation of widgets is described in this\nwell-known "
+        "guide.\nPage 1 of 3",
+        "ACME Widget Manual\nChapter 1: Setup\nEach widget has a well-\nknown part number and a col-\nour code.\n"
+        "Page 2 of 3",
+        "ACME Widget Manual\nChapter 2: Use\nTurn the handle until the light is green.\n3",
+    ]
+    errors: list[InputError] = []
+    [doc] = read_pdf(_file("m.pdf", make_pdf(pages)), errors)
+    assert not errors
+    text = doc["text"]
+    assert "ACME Widget Manual" not in text and "Page 1" not in text and "Page 2" not in text
+    assert not any(line.strip() == "3" for line in text.splitlines())
+    assert "The manipulation of widgets is described in this well-known guide." in text
+    assert "a well-known part number and a colour code." in text  # the hyphen of a word seen unbroken is kept
+    assert "Chapter 1: Setup" not in text  # a running chapter header: at the top of 2 of the 3 pages
+    assert "Chapter 2: Use" in text  # a heading seen once is no furniture
+    assert "Turn the handle until the light is green." in text

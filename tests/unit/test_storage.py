@@ -69,3 +69,29 @@ def test_a_worker_that_loses_the_race_keeps_the_winners_copy(tmp_path):
     (cache / "abc" / "config.json").write_text('{"winner": 1}')  # ... but had not written COMPLETE yet when we looked
     assert (stored.local(cache) / "config.json").read_text() == '{"winner": 1}'
     assert [p.name for p in cache.iterdir()] == ["abc"]
+
+
+def test_a_folders_digest_is_computed_once_per_content(tmp_path):
+    """The base model's hash (minutes for a large model) is memoised by the files' signature, not recomputed."""
+    import json
+    import os
+    import time
+
+    from components.io import dir_hash
+    from components.storage import folder_digest
+
+    folder, memo = tmp_path / "model", tmp_path / "memo"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"a" * 64)
+    first = folder_digest(folder, memo)
+    assert first == dir_hash(folder)
+    (saved,) = memo.glob("*.json")
+    record = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**record, "digest": "from-the-memo"}))
+    assert folder_digest(folder, memo) == "from-the-memo"  # unchanged files: the memo answers, nothing is read
+
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    stat = (folder / "weights.bin").stat()
+    (folder / "weights.bin").write_bytes(b"b" * 64)  # same size ...
+    os.utime(folder / "weights.bin", ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... and the old mtime put back
+    assert folder_digest(folder, memo) == dir_hash(folder) != first  # the change time moved: hashed again

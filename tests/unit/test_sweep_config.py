@@ -60,7 +60,7 @@ def test_trial_adapter_applies_hyperparameters_and_validates_them():
         trial_adapter(base, {"dropout": 1.5}, max_steps=6)
 
 
-def test_best_adapter_is_the_completed_trial_with_the_lowest_dev_loss():
+def test_best_adapter_is_the_completed_trial_with_the_lowest_tune_loss():
     base = like(PARAMS.finetune.adapters[0], name="a", r=8, learning_rate=1e-3, max_steps=50)
     trials = pd.DataFrame(
         [  # the stopped trial has the lowest loss, but at an earlier step: it does not count
@@ -70,7 +70,7 @@ def test_best_adapter_is_the_completed_trial_with_the_lowest_dev_loss():
                 "learning_rate": 0.01,
                 "steps": 2,
                 "planned_steps": 6,
-                "dev_loss": 0.5,
+                "tune_loss": 0.5,
                 "error": None,
             },
             {
@@ -79,7 +79,7 @@ def test_best_adapter_is_the_completed_trial_with_the_lowest_dev_loss():
                 "learning_rate": 0.002,
                 "steps": 6,
                 "planned_steps": 6,
-                "dev_loss": 1.2,
+                "tune_loss": 1.2,
                 "error": None,
             },
             {
@@ -88,7 +88,7 @@ def test_best_adapter_is_the_completed_trial_with_the_lowest_dev_loss():
                 "learning_rate": 0.001,
                 "steps": 6,
                 "planned_steps": 6,
-                "dev_loss": 1.5,
+                "tune_loss": 1.5,
                 "error": None,
             },
         ]

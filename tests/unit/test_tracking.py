@@ -1,8 +1,13 @@
+import json
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
 
 from components import tracking
+from components.decision.leaderboard import Leaderboard, leaderboard
+from tests.unit.test_leaderboard import decision
 
 
 @pytest.fixture
@@ -71,37 +76,56 @@ def test_the_pipeline_experiment_is_a_genai_one_and_bookkeeping_has_its_own(stor
     assert client.get_experiment(ops).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
-def test_the_leaderboard_lands_on_the_cell_runs(store):
+def test_the_leaderboard_lands_on_the_pipeline_run_the_cell_runs_and_the_experiment(store):
     parent = tracking.start_parent("p", {}, {})
-    ids = {c: tracking.log_cell(parent, c, {}, {"f1": 0.5}, pd.DataFrame({"f1": [0.5]}), {}) for c in ("a", "b")}
-    table = pd.DataFrame(
-        {
-            "cell": ["b", "a"],
-            "run_id": [ids["b"], ids["a"]],
-            "mean": [0.33, 0.094],
-            "ci_low": [0.24, 0.064],
-            "ci_high": [0.426, 0.127],
-            "cost_per_1k_amortised": [0.01, 0.012],
-            "latency_p50_s": [0.735, float("nan")],
-        }
-    )
+    cells = {c: tracking.log_cell(parent, c, {}, {"f1": 0.5}, pd.DataFrame({"f1": [0.5]}), {}) for c in ("a", "b")}
+    board = leaderboard(decision()).iloc[[0, 2]]  # two dev rows: raft (recommended), base+fulltext-k3
+    board = board.assign(run_id=[cells["b"], cells["a"]], latency_p50_s=[0.735, float("nan")])
     experiment_id = mlflow.get_experiment_by_name("unit").experiment_id
-    tracking.mark_leaderboard(table, "f1", "a", experiment_id, "Recommended: a (ties with b, cheaper).")
-    b, a = mlflow.get_run(ids["b"]).data.tags, mlflow.get_run(ids["a"]).data.tags
-    assert (b["ragtune.rank"], b["ragtune.recommended"], a["ragtune.rank"], a["ragtune.recommended"]) == (
-        "1",
-        "false",
-        "2",
-        "true",
+    text = "## Recommendation (dev)\n\nRecommended: raft (best f1).\n\n## Confirmation (test)\n\nConfirmed."
+    tracking.mark_leaderboard(
+        Leaderboard("f1", board, text, "Recommended: raft, f1 0.330 on dev."), parent, experiment_id
     )
-    assert b["mlflow.note.content"] == "rank 1/2 · f1 0.330 (CI 0.240-0.426) · $0.010 / 1k queries · p50 0.735 s"
-    assert a["mlflow.note.content"] == "rank 2/2 · f1 0.094 (CI 0.064-0.127) · $0.012 / 1k queries · recommended"
+
+    b, a = mlflow.get_run(cells["b"]), mlflow.get_run(cells["a"])
+    assert (b.info.run_name, a.info.run_name) == ("1 raft-r8+fulltext-k3", "2 base+fulltext-k3")
+    assert (b.data.metrics["rank"], a.data.metrics["rank"]) == (1.0, 2.0)  # a metric: the runs table sorts by it
+    assert (b.data.tags["ragtune.verdict"], b.data.tags["ragtune.family"]) == ("best", "finetune+rag")
+    assert (a.data.tags["ragtune.recommended"], b.data.tags["ragtune.recommended"]) == ("false", "true")
+    assert b.data.tags["ragtune.confirmation"] == "recommended; test: confirmed, estimate reproduced"
+    assert b.data.tags["mlflow.note.content"] == (
+        "rank 1/2 · f1 0.330 (CI 0.240-0.426) · $0.053 / 1k queries · p50 0.735 s · recommended"
+    )
+    assert a.data.tags["mlflow.note.content"] == "rank 2/2 · f1 0.300 (CI 0.210-0.390) · $0.012 / 1k queries"
+
+    client = mlflow.MlflowClient()
+    assert {f.path for f in client.list_artifacts(parent)} >= {"leaderboard.json", "recommendation.md"}
+    table = mlflow.load_table("leaderboard.json", run_ids=[parent])
+    assert list(table["cell"]) == ["raft-r8-qv+fulltext-k3", "base+fulltext-k3"] and "run_name" not in table
+    assert mlflow.get_run(parent).data.tags["mlflow.note.content"] == text
     tags = mlflow.get_experiment(experiment_id).tags
     assert tags["mlflow.experiment.primaryMetric.name"] == "f1"
-    assert tags["mlflow.note.content"].startswith("Recommended: a")
+    assert tags["mlflow.note.content"] == "Recommended: raft, f1 0.330 on dev."
+    view = json.loads(tags["mlflow.sharedViewState.ragtune-leaderboard"])
+    assert view["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'" and view["orderByKey"] == "metrics.`rank`"
+    shown = mlflow.search_runs([experiment_id], view["searchFilter"], order_by=["metrics.`rank` ASC"])
+    assert list(shown["tags.ragtune.cell"]) == ["b", "a"]  # the view's filter and order, as MLflow runs them
+
     urls = tracking.urls("http://127.0.0.1:5000/", "unit")
-    assert urls["compare the cells"] == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/evaluation-runs"
+    page = f"http://127.0.0.1:5000/#/experiments/{experiment_id}"
+    assert urls["leaderboard"] == f"{page}/runs?viewStateShareKey=ragtune-leaderboard"
+    assert urls["compare the cells"] == f"{page}/evaluation-runs" and urls["datasets"] == f"{page}/datasets"
     assert tracking.urls("http://127.0.0.1:5000", "no-such-experiment") == {}
+
+    long = "Recommended: raft. " + "Because. " * 1000  # 9 kB: over the 5,000 characters every store keeps in a tag
+    tracking.mark_leaderboard(Leaderboard("f1", board, long, "Recommended: raft."), parent, experiment_id)
+    assert mlflow.get_run(parent).data.tags["mlflow.note.content"] == (
+        "Recommended: raft.\n\n(The whole text: recommendation.md.)"
+    )
+    path = client.download_artifacts(parent, "recommendation.md", str(store))
+    assert Path(path).read_text() == long
+    table = mlflow.load_table("leaderboard.json", run_ids=[parent])
+    assert len(table) == 2  # replaced on a second select, not appended to
 
 
 def test_a_cell_run_is_tagged_while_the_bookkeeping_experiment_is_active(store):
@@ -114,3 +138,19 @@ def test_a_cell_run_is_tagged_while_the_bookkeeping_experiment_is_active(store):
     run = mlflow.get_run(cell)
     assert run.data.tags["ragtune.registered_as"] == "ragtune-qa/1"
     assert run.data.metrics["m"] == 1.0 and run.data.params["a.b"] == "1"
+
+
+class _Echo(mlflow.pyfunc.PythonModel):
+    """A pyfunc saved the old way, as a cloudpickle of the object."""
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def test_the_gate_never_unpickles_a_model(store):
+    """Loading runs what a pickle holds: tracking.load_pyfunc refuses a pickled version, MLflow's default would not."""
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="m", python_model=_Echo(), pip_requirements=["mlflow"])
+    with pytest.raises(mlflow.exceptions.MlflowException, match="pickle"):
+        tracking.load_pyfunc(info.model_uri)
+    assert mlflow.pyfunc.load_model(info.model_uri) is not None  # what the refusal is for

@@ -1,5 +1,6 @@
 """Batching, gradient accumulation and the shared train step (no Ray)."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,3 +111,44 @@ def test_lora_on_all_linear_layers_adapts_the_mlp_too():
     assert adapted(add_lora(tiny(), 4, 8, 0.0, ["q_proj", "v_proj"])) == {"q_proj", "v_proj"}
     everything = adapted(add_lora(tiny(), 4, 8, 0.0, "all-linear"))
     assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} == everything  # no lm_head
+
+
+class _RunsCodeWhenUnpickled:
+    """What a writer of the shared checkpoint bucket could leave in trainer_state.pt."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling creates the marker file
+
+
+def test_checkpoint_state_loads_as_data_only(tmp_path):
+    """A checkpoint's trainer state (run state, AdamW, the LambdaLR schedule) round-trips with
+    weights_only=True; a state whose unpickling would run code is refused before it runs."""
+    import pickle
+
+    import torch
+
+    from components.training.train_step import make_optimizer
+    from components.training.worker import STATE_FILE, load_state, new_state
+
+    model = torch.nn.Linear(3, 2)
+    optimizer, scheduler = make_optimizer(model, 1e-3, 10)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    state = {**new_state(), "step": 1, "evals": [{"step": 1, "dev_loss": 0.5}], "best": {"step": 1, "dev_loss": 0.5}}
+    torch.save(
+        {"state": state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        tmp_path / STATE_FILE,
+    )
+    saved = load_state(tmp_path / STATE_FILE)
+    assert saved["state"] == state and saved["scheduler"]["last_epoch"] == 1
+    assert torch.equal(saved["optimizer"]["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+    marker = tmp_path / "ran"
+    torch.save({"state": _RunsCodeWhenUnpickled(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        load_state(tmp_path / "evil.pt")
+    assert not marker.exists()
