@@ -311,6 +311,16 @@ def _judge(champion, params, base_model_dir, scores: list[float], **gate):
     )
 
 
+def _use_store(champion) -> None:
+    """Point MLflow at the champion's store *and* its experiment: the active experiment is process-wide
+    state that an earlier test (the register command's, in another store) leaves behind, and a run
+    started under it fails with "No Experiment with id=..." in this store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(champion["uri"])
+    mlflow.set_experiment("serving-test")
+
+
 @pytest.fixture(scope="module")
 def champion_scores(champion) -> list[float]:
     """The champion's own score on each gate question, from its answers through pyfunc (as the gate loads it)."""
@@ -318,7 +328,7 @@ def champion_scores(champion) -> list[float]:
 
     from components.serving.champion import score_answers
 
-    mlflow.set_tracking_uri(champion["uri"])
+    _use_store(champion)
     qa = _gate_questions(champion)
     answers = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(qa[["question"]])
     return score_answers(answers["answer"].tolist(), [list(a) for a in qa["answers"]], METRIC)
@@ -330,9 +340,8 @@ def test_the_gate_pairs_the_champions_answers_with_the_new_cells_by_question(
     """A new cell that scores exactly what the champion scores, question by question, differs by 0 with a
     zero-width interval; paired any other way the interval would open. A new cell that answers nothing is
     refused: the champion's own scores are what it is measured against."""
-    import mlflow
 
-    mlflow.set_tracking_uri(champion["uri"])
+    _use_store(champion)
     assert len(set(champion_scores)) > 1, champion_scores  # not one score for all: how they pair matters
     same = _judge(champion, params, base_model_dir, champion_scores)
     assert same.passed and same.reason == "non-inferior" and same.champion_version == champion["first"]["version"]
@@ -349,7 +358,7 @@ def test_the_anchor_bounds_the_drop_against_the_best_champion_so_far(champion, c
 
     from components.serving.champion import score_version
 
-    mlflow.set_tracking_uri(champion["uri"])
+    _use_store(champion)
     terse = like(champion["generation"], max_new_tokens=2, min_new_tokens=1)
     weak = make_bundle("base", None, {}, None, None, params.evaluation.prompts, terse, champion["base_hash"])
     first = champion["first"]["version"]
