@@ -17,7 +17,7 @@ class GenerationConfig(Strict):
     cap_percentile: float = Field(gt=0, le=100)  # the cap: this percentile of the train answers' length in tokens
     batch_size: int = Field(gt=0)
     engine: Literal["transformers", "vllm"]  # vllm: on a GPU with vllm installed, else transformers (logged)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"]  # auto: bfloat16 on a GPU, float32 on CPU
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]  # auto: bf16 on a GPU or a CPU with bf16 in hardware
 
     @model_validator(mode="after")
     def _bounds(self) -> GenerationConfig:

@@ -65,6 +65,7 @@ class PieceOutput:
     latencies_s: list[float]  # generation time of each timed prompt, one at a time
     worker: int
     node: str  # where it ran: "local", or the Ray node id
+    precision: str = ""  # the dtype it generated in (generation.dtype as resolved where it ran)
 
 
 @dataclass
@@ -117,7 +118,9 @@ class Runner:
             variant.generate([prompt], single, on_batch)
             latencies.append(time.perf_counter() - start)
         self.stats.answers += len(piece.prompts) + len(piece.timed)
-        return PieceOutput(piece.cell, piece.start, generations, latencies, self.stats.worker, self.stats.node)
+        return PieceOutput(
+            piece.cell, piece.start, generations, latencies, self.stats.worker, self.stats.node, variant.choice.dtype
+        )
 
 
 class LocalPool:

@@ -85,7 +85,10 @@ def retrieve(
 
 
 def cell_params(cell: Cell, setup: GridSetup, retrieved: Retrieved | None, split: str) -> dict:
-    """A cell's MLflow params: model and adapter config, retriever config and index version, prompt, generation."""
+    """A cell's MLflow params: model and adapter config, retriever config and index version, prompt, generation
+    and the precision it ran in."""
+    from components.llm.engines import machine_precision
+
     params = {
         "model": cell.model,
         "retriever": cell.retriever,
@@ -98,6 +101,7 @@ def cell_params(cell: Cell, setup: GridSetup, retrieved: Retrieved | None, split
         "prompt_system": setup.prompts.system,
         "prompt_template": setup.prompts.closed_book if cell.retriever == NO_RETRIEVAL else setup.prompts.with_context,
         "generation": setup.generation.model_dump(),
+        "precision": machine_precision(setup.generation),  # generation.dtype as resolved on this machine
         "split": split,
     }
     if retrieved:
@@ -139,8 +143,11 @@ class _Plan:
 
 def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Plan], list[sharding.CellWork]]:
     """Render every cell's prompts, look them up in the prediction cache, and list what is left to generate."""
+    from components.llm.engines import machine_precision
+
     plans, work, hashes = {}, [], {}
     n = min(setup.latency_questions, len(questions))
+    precision = machine_precision(setup.generation)  # auto resolved here: the answers differ slightly by precision
     for cell in cells:
         adapter_dir = setup.adapter_dirs.get(cell.model)
         if cell.model not in hashes:
@@ -156,6 +163,7 @@ def _plan(cells, questions, retrieved, setup, tokenizer) -> tuple[dict[str, _Pla
             "retrieval": found.params if found else "none",
             "prompts": setup.prompts.model_dump(),
             "generation": setup.generation.model_dump(),
+            "precision": precision,
         }
         cache = PredictionCache(setup.cache_dir, scope)
         cached, missing = cache.lookup(prompts)
@@ -234,5 +242,7 @@ def _result(plan: _Plan, outs: list[PieceOutput], questions, setup, split, score
     metrics = summarize(plan.cell, rows, latencies, found.latencies_s if found else None)
     metrics.update(training_metrics(setup.training.get(plan.cell.model)))
     params = cell_params(plan.cell, setup, found, split)
+    if outs:  # where the answers were generated decides their precision (cached ones: this machine's)
+        params["precision"] = ",".join(sorted({o.precision for o in outs}))
     node = ",".join(sorted({o.node for o in outs})) or "local"
     return CellResult(plan.cell, split, rows, metrics, params, len(plan.order), node)

@@ -5,8 +5,10 @@ precision. Both engines get the same rendered prompts (the same token ids) and d
 and both return :class:`~components.llm.generation.Generation` rows with the answer cut and the
 tokens counted the same way (``hit_cap`` included), so the grid's metrics read them alike. ``vllm``
 falls back to transformers, with a log line saying why, when vLLM is not installed or no GPU is
-present. ``auto`` precision is bfloat16 on a GPU that supports it (float16 on older ones) and
-float32 on CPU.
+present. ``auto`` precision is bfloat16 on a GPU that supports it (float16 on older ones), bfloat16
+on a CPU that multiplies it natively (x86 AVX512-BF16 or AMX, Arm BF16: about 2.5x the answers per
+second of float32 on 2 cores, docs/decision.md), and float32 on any other CPU, where bfloat16 is
+emulated and slower.
 
 The grid opens each model variant with :class:`Variant`. With vLLM that is the way vLLM serves
 adapters: one engine per process over the base model with ``enable_lora``, each adapter a
@@ -42,11 +44,33 @@ class Choice:
     reason: str  # why, when it differs from what was asked ("" otherwise)
 
 
-def choose(cfg: GenerationConfig, vllm_installed: bool, gpu: bool, gpu_bf16: bool) -> Choice:
-    """The engine and precision for ``cfg`` on a machine with (or without) vLLM and a GPU."""
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512-BF16, x86 AMX, Arm BF16
+
+
+def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has bfloat16 arithmetic in hardware (a flag of :data:`NATIVE_BF16_FLAGS` in
+    ``/proc/cpuinfo``, or in ``cpuinfo`` when given). False where that file cannot be read (not Linux):
+    float32 is then used, which is always correct, only slower."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, Arm
+            flags.update(value.split())
+    return bool(flags & NATIVE_BF16_FLAGS)
+
+
+def choose(cfg: GenerationConfig, vllm_installed: bool, gpu: bool, gpu_bf16: bool, cpu_bf16: bool = False) -> Choice:
+    """The engine and precision for ``cfg`` on a machine with (or without) vLLM, a GPU, and a CPU with
+    native bfloat16 (``cpu_bf16``, :func:`cpu_native_bf16`)."""
     dtype = cfg.dtype
     if dtype == "auto":
-        dtype = ("bfloat16" if gpu_bf16 else "float16") if gpu else "float32"
+        half = gpu_bf16 if gpu else cpu_bf16  # bfloat16 where the hardware has it
+        dtype = "bfloat16" if half else ("float16" if gpu else "float32")
     if cfg.engine == "transformers":
         return Choice("transformers", dtype, "")
     if not vllm_installed:
@@ -56,12 +80,23 @@ def choose(cfg: GenerationConfig, vllm_installed: bool, gpu: bool, gpu_bf16: boo
     return Choice("vllm", dtype, "")
 
 
-def machine_choice(cfg: GenerationConfig) -> Choice:
-    """:func:`choose` for this machine, with a log line when vLLM was asked for but cannot run."""
+def _choose_here(cfg: GenerationConfig) -> Choice:
     import torch
 
     gpu = torch.cuda.is_available()
-    choice = choose(cfg, importlib.util.find_spec("vllm") is not None, gpu, gpu and torch.cuda.is_bf16_supported())
+    vllm = importlib.util.find_spec("vllm") is not None
+    return choose(cfg, vllm, gpu, gpu and torch.cuda.is_bf16_supported(), not gpu and cpu_native_bf16())
+
+
+def machine_precision(cfg: GenerationConfig) -> str:
+    """The precision ``cfg`` generates in on this machine (``auto`` resolved), with no log line: what the
+    prediction cache keys its answers by and a cell's MLflow params record."""
+    return _choose_here(cfg).dtype
+
+
+def machine_choice(cfg: GenerationConfig) -> Choice:
+    """:func:`choose` for this machine, with a log line when vLLM was asked for but cannot run."""
+    choice = _choose_here(cfg)
     if choice.reason:
         logger.warning(
             "generation.engine=%s, but %s: falling back to transformers (same prompts, same answers format)",

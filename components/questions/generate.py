@@ -61,7 +61,8 @@ class Generator:
 
     def _complete(self, prompts: list[str], kind: str, max_new_tokens: int) -> list[str]:
         gen = self.cfg.generator.generation(max_new_tokens)
-        scope = {"generator": self.key, "kind": kind, "generation": gen.model_dump()}
+        precision = engines.machine_precision(gen)  # auto resolves by machine: answers differ slightly by precision
+        scope = {"generator": self.key, "kind": kind, "generation": gen.model_dump(), "precision": precision}
         cache = PredictionCache(self.cache_dir, scope)
         made = cache.generate(prompts, lambda todo: engines.generate(self.model, self.tokenizer, todo, gen))
         self.generated += cache.generated

@@ -54,3 +54,31 @@ def test_second_evaluation_of_an_unchanged_cell_generates_nothing(tmp_path, para
     second = answer_cell(model, tokenizer, questions, None, cfg.prompts, cfg.generation, metrics, cache=second_cache)
     assert first_cache.generated == 2 and second_cache.generated == 0
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_answers_of_one_precision_are_not_served_for_another(tmp_path, params, base_model_dir, monkeypatch):
+    """``generation.dtype: auto`` resolves by machine (bfloat16 on a CPU with bf16 in hardware): a cache filled in
+    float32 must miss when the same prompts are answered in bfloat16, and hit again in float32."""
+    from components.evaluation.grid import Cell
+    from components.evaluation.run import GridSetup, _plan
+    from components.llm import engines
+
+    setup = GridSetup(
+        base_dir=base_model_dir, adapter_dirs={}, adapters={}, prompts=params.evaluation.prompts,
+        generation=params.evaluation.generation, examples=[], model_info={"name": "m", "source": "s"}, training={},
+        cache_dir=tmp_path, similarity_model=None, latency_questions=1, parallel=params.evaluation.parallel, store=None,
+    )  # fmt: skip
+    questions = pd.DataFrame({"qa_id": ["q1", "q2"], "question": ["Capital of France?", "A colour?"]})
+    cells, tokenizer = [Cell("base", "none", 0)], load_tokenizer(base_model_dir)
+
+    def missing(precision: str) -> int:
+        monkeypatch.setattr(engines, "machine_precision", lambda cfg: precision)
+        plans, _ = _plan(cells, questions, {}, setup, tokenizer)
+        plan = plans["base+none"]
+        todo = [plan.prompts[i] for i in plan.order]
+        plan.cache.store(todo, _fake_answers([])(todo))
+        return len(plan.order)
+
+    assert missing("float32") == 2
+    assert missing("bfloat16") == 2
+    assert missing("float32") == 0

@@ -38,6 +38,31 @@ def test_auto_precision_is_half_on_a_gpu_and_float32_on_cpu():
     assert choose(_cfg("vllm", "float32"), True, gpu=True, gpu_bf16=True) == Choice("vllm", "float32", "")
 
 
+def test_auto_precision_is_bfloat16_on_a_cpu_with_bf16_in_hardware_only():
+    assert choose(_cfg("transformers"), False, gpu=False, gpu_bf16=False, cpu_bf16=True).dtype == "bfloat16"
+    assert choose(_cfg("transformers"), False, gpu=False, gpu_bf16=False, cpu_bf16=False).dtype == "float32"
+    assert choose(_cfg("transformers"), False, gpu=True, gpu_bf16=False, cpu_bf16=True).dtype == "float16"  # the GPU's
+    assert choose(_cfg("transformers", "float32"), False, gpu=False, gpu_bf16=False, cpu_bf16=True).dtype == "float32"
+
+
+X86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        (X86.format(extra="avx512_bf16 avx512_vnni"), True),  # AMD Zen 4, Intel Cooper Lake
+        (X86.format(extra="amx_bf16 amx_tile"), True),  # Intel Sapphire Rapids
+        (X86.format(extra="avx512_vnni"), False),  # AVX-512 without bf16: emulated, slower than float32
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm Neoverse V1 (Graviton 3)
+        ("processor\t: 0\nFeatures\t: fp asimd\n", False),
+        ("", False),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, native):
+    assert engines.cpu_native_bf16(cpuinfo) is native
+
+
 def test_the_shipped_params_run_anywhere():
     cfg = PARAMS.evaluation.generation
     assert (cfg.engine, cfg.dtype) == ("transformers", "auto")
