@@ -57,9 +57,15 @@ def relabel(table: pd.DataFrame, under_trained: list[str]) -> pd.DataFrame:
     return out
 
 
+def _unit(score: float) -> float:
+    """A projected score kept in the range of the main metrics (a share or a mean of per-question scores in 0-1)."""
+    return min(1.0, max(0.0, score))
+
+
 def overturn(ft: FineTuning, table: pd.DataFrame, recommended: str) -> dict[str, dict]:
     """Per forecast adapter: its best dev cell, and that cell's dev mean plus the forecast gain at 3 epochs
-    (``projected``, ``low``, ``high``); ``could`` when the high end passes the recommendation's dev mean."""
+    (``projected``, ``low``, ``high``, within the metric's range 0-1); ``could`` when the high end passes the
+    recommendation's dev mean."""
     rec = float(table.set_index("cell").loc[recommended, "mean"])
     out = {}
     for adapter, f in ft.forecasts.items():
@@ -72,9 +78,9 @@ def overturn(ft: FineTuning, table: pd.DataFrame, recommended: str) -> dict[str,
         out[adapter] = {
             "cell": cell["cell"],
             "dev": mean,
-            "projected": mean + gain,
-            "low": mean + low,
-            "high": mean + high,
+            "projected": _unit(mean + gain),
+            "low": _unit(mean + low),
+            "high": _unit(mean + high),
             "could": cell["cell"] != recommended and mean + high > rec,
         }
     return out

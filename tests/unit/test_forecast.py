@@ -41,3 +41,18 @@ def test_the_forecast_interval_comes_from_resampled_questions():
     gain, gain_low, gain_high = f.gain(3.0)
     assert gain == pytest.approx(mid - f.measured)
     assert forecast("lora", points[:2], pd.DataFrame(rows), "f1", STATS) is None  # two points: no forecast
+
+
+def test_a_cell_projected_past_the_top_of_the_metric_stays_within_it():
+    """The ISO report once showed a cell projected to f1 0.932 (0.242-1.061): dev mean plus the forecast gain can
+    pass 1, which no main metric can reach; the projection is kept within 0-1, and whether it could overturn the
+    recommendation is judged on the kept value."""
+    from components.decision.finetuning import FineTuning, overturn
+    from components.decision.forecast import Forecast
+
+    f = Forecast("raft", 0.16, 0.278, {1.0: (0.78, 0.18, 0.94), 3.0: (0.87, 0.18, 1.0)})
+    table = pd.DataFrame({"cell": ["raft+fulltext", "raft+none"], "model": ["raft", "raft"], "mean": [0.339, 0.04]})
+    projected = overturn(FineTuning([], {"raft": f}, {}), table, "raft+fulltext")["raft"]
+    assert projected["high"] == 1.0 and projected["low"] == pytest.approx(0.339 + 0.18 - 0.278)
+    assert projected["projected"] == pytest.approx(0.339 + 0.87 - 0.278)
+    assert not projected["could"]  # its own best cell is the recommendation
