@@ -63,6 +63,9 @@ def markdown_table(view: pd.DataFrame) -> str:
     return to_markdown(view, list(view.columns), fmt=_fmt)
 
 
+TESTED = "the cells dev left standing and the best dev cell of each other family"  # test_cells: families
+
+
 def protocol_lines(h: dict) -> list[str]:
     """How to read the report: which split chose, which confirmed, what the columns mean."""
     pct = round(h["confidence"] * 100)
@@ -78,8 +81,8 @@ def protocol_lines(h: dict) -> list[str]:
         "# ragtune decision report",
         "",
         f"**{verdict}{estimate}.** Every cell answered the {h['dev_questions']} dev questions "
-        f"({h['dev_groups']} independent groups) and the recommendation was made there; the cells dev left standing "
-        f"and the best dev cell of each other family answered the {h['test_questions']} test questions once, to "
+        f"({h['dev_groups']} independent groups) and the recommendation was made there; "
+        f"{h.get('tested', TESTED)} answered the {h['test_questions']} test questions once, to "
         f"confirm it. Sorted by {h['main_metric']}. MLflow parent run: {h['parent_run_id']}.",
         "",
         f"`mean` is {h['main_metric']}; `ci` its {pct}% bootstrap interval ({h['resamples']} resamples of question "
@@ -159,7 +162,7 @@ def markdown_report(
     lines += ["## Dev: every cell (the split that chose)", "", markdown_table(leaderboard_view(dev))]
     lines += ["## Recommendation", "", recommendation["text"], ""]
     lines += extras["choices"]
-    lines += ["## Test: the cells dev left standing and the best of every other family (the split that confirms)", ""]
+    lines += [f"## Test: {h.get('tested', TESTED)} (the split that confirms)", ""]
     if test is not None:
         lines += [markdown_table(leaderboard_view(test))]
     lines += [confirmation, ""]

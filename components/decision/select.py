@@ -146,7 +146,18 @@ def _header(cells: CellsFile, cfg, groups: int) -> dict:
         "query_volume": cfg.cost.query_volume,
         "max_new_tokens": cells.max_new_tokens,
         "brevity_gap": cfg.brevity_gap,
+        "tested": tested_cells(cells),
     }
+
+
+def tested_cells(cells: CellsFile) -> str:
+    """Which cells answered test, in words, from what evaluate recorded (``evaluation.test_cells`` chose them)."""
+    dev = {c.cell for c in cells.cells if c.split == "dev"}
+    if set(cells.tested) >= dev and len(dev) > 1:
+        return "every cell"
+    if set(cells.tested) == set(cells.standing):
+        return "the cells dev left standing"
+    return "the cells dev left standing and the best dev cell of each other family"
 
 
 def _best_file(

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from components.catalog.artifacts import CellsFile, read
 from components.decision.families import FAMILIES, family
+from components.decision.select import tested_cells
 from tests.tiny_project import build_tiny_project, edit_yaml, project_env, ragtune_cmd, sh
 
 IN_GRID = ("hybrid-rrf-k3",)  # the tiny project's evaluation.grid.retrievers (pinned)
@@ -139,7 +141,8 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
         and dev_table.count("| raft-r8-qv+") == 2
         and dev_table.count("| base+") == 4
     )
-    assert "## Test: the cells dev left standing and the best of every other family (the split that confirms)" in board
+    tested = tested_cells(read(CellsFile, project / "data" / "eval" / "cells.json"))
+    assert f"## Test: {tested} (the split that confirms)" in board
     assert "## Fine-tuning budgets, learning curves and forecasts (tune)" in board
     assert "## Which questions made which choice" in board and "**Power:**" in board
     assert "## What fine-tuning costs elsewhere (out-of-domain probes)" in board

@@ -157,3 +157,18 @@ def test_calibration_counts_the_cells_whose_dev_and_test_means_agree():
     assert cal["z"]["a"] > 5 and cal["spearman"] == -0.5
     assert "2 of them (67%) agree within sampling error" in calibration_line(cal)
     assert calibration(dev, None) is None
+
+
+def test_the_report_says_which_cells_answered_test_as_evaluate_recorded_them():
+    """With ``test_cells: all`` the report once said "the cells dev left standing and the best dev cell of each
+    other family" answered test; it now reads which cells did from cells.json."""
+    from components.decision.select import tested_cells
+
+    scores = {(c, "dev"): [0.5] * 20 for c in ("base+vec", "base+none", "lora+none")}
+    cells, _ = _project(scores)
+    every = cells.model_copy(update={"standing": ["base+vec"], "tested": ["base+vec", "base+none", "lora+none"]})
+    standing = cells.model_copy(update={"standing": ["base+vec"], "tested": ["base+vec"]})
+    families = cells.model_copy(update={"standing": ["base+vec"], "tested": ["base+vec", "lora+none"]})
+    assert tested_cells(every) == "every cell"
+    assert tested_cells(standing) == "the cells dev left standing"
+    assert tested_cells(families) == "the cells dev left standing and the best dev cell of each other family"
