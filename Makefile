@@ -20,7 +20,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test test-unit lint bench bench-train bench-tracing screenshots ui clean
+.PHONY: install run test test-unit lint bench bench-train bench-tracing bench-precision screenshots ui clean
 
 install: $(STAMP)
 
@@ -52,6 +52,9 @@ bench: install
 
 bench-train: install   # needs the ingest and model outputs: run `make run` first
 	$(PY) bench/train.py --steps 10
+
+bench-precision: install   # needs `make run` first: float32 against bfloat16 on the base model's dev prompts
+	PYTHONPATH=. $(PY) bench/precision.py
 
 bench-tracing: install   # needs `make run` first: the dashboard's logging beside answering the same questions
 	PYTHONPATH=. $(PY) bench/tracing.py
