@@ -146,11 +146,11 @@ def _header(cells: CellsFile, cfg, groups: int) -> dict:
         "query_volume": cfg.cost.query_volume,
         "max_new_tokens": cells.max_new_tokens,
         "brevity_gap": cfg.brevity_gap,
-        "tested": tested_cells(cells),
+        "tested": cells_scored_on_test(cells),
     }
 
 
-def tested_cells(cells: CellsFile) -> str:
+def cells_scored_on_test(cells: CellsFile) -> str:
     """Which cells answered test, in words, from what evaluate recorded (``evaluation.test_cells`` chose them)."""
     dev = {c.cell for c in cells.cells if c.split == "dev"}
     if set(cells.tested) >= dev and len(dev) > 1:

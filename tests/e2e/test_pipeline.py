@@ -17,7 +17,7 @@ import yaml
 
 from components.catalog.artifacts import CellsFile, read
 from components.decision.families import FAMILIES, family
-from components.decision.select import tested_cells
+from components.decision.select import cells_scored_on_test
 from tests.tiny_project import build_tiny_project, edit_yaml, project_env, ragtune_cmd, sh
 
 IN_GRID = ("hybrid-rrf-k3",)  # the tiny project's evaluation.grid.retrievers (pinned)
@@ -141,7 +141,7 @@ def test_run_builds_the_grid_logs_it_and_skips_when_nothing_changed(project):
         and dev_table.count("| raft-r8-qv+") == 2
         and dev_table.count("| base+") == 4
     )
-    tested = tested_cells(read(CellsFile, project / "data" / "eval" / "cells.json"))
+    tested = cells_scored_on_test(read(CellsFile, project / "data" / "eval" / "cells.json"))
     assert f"## Test: {tested} (the split that confirms)" in board
     assert "## Fine-tuning budgets, learning curves and forecasts (tune)" in board
     assert "## Which questions made which choice" in board and "**Power:**" in board

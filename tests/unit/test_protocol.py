@@ -162,13 +162,13 @@ def test_calibration_counts_the_cells_whose_dev_and_test_means_agree():
 def test_the_report_says_which_cells_answered_test_as_evaluate_recorded_them():
     """With ``test_cells: all`` the report once said "the cells dev left standing and the best dev cell of each
     other family" answered test; it now reads which cells did from cells.json."""
-    from components.decision.select import tested_cells
+    from components.decision.select import cells_scored_on_test
 
     scores = {(c, "dev"): [0.5] * 20 for c in ("base+vec", "base+none", "lora+none")}
     cells, _ = _project(scores)
     every = cells.model_copy(update={"standing": ["base+vec"], "tested": ["base+vec", "base+none", "lora+none"]})
     standing = cells.model_copy(update={"standing": ["base+vec"], "tested": ["base+vec"]})
     families = cells.model_copy(update={"standing": ["base+vec"], "tested": ["base+vec", "lora+none"]})
-    assert tested_cells(every) == "every cell"
-    assert tested_cells(standing) == "the cells dev left standing"
-    assert tested_cells(families) == "the cells dev left standing and the best dev cell of each other family"
+    assert cells_scored_on_test(every) == "every cell"
+    assert cells_scored_on_test(standing) == "the cells dev left standing"
+    assert cells_scored_on_test(families) == "the cells dev left standing and the best dev cell of each other family"
