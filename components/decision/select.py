@@ -21,7 +21,7 @@ from components.decision.confirm import calibration, calibration_line, confirm
 from components.decision.finetuning import assess, finetuning_lines, relabel
 from components.decision.markdown import RETRIEVAL_COLUMNS, retrieval_table, to_markdown
 from components.decision.power import power
-from components.decision.report import html_report, markdown_report
+from components.decision.report import TESTED, html_report, markdown_report
 from components.decision.retention import SPLIT as PROBES
 from components.decision.retention import retention, retention_lines, retention_note
 from components.decision.statistics import count_groups, per_question
@@ -157,7 +157,7 @@ def cells_scored_on_test(cells: CellsFile) -> str:
         return "every cell"
     if set(cells.tested) == set(cells.standing):
         return "the cells dev left standing"
-    return "the cells dev left standing and the best dev cell of each other family"
+    return TESTED
 
 
 def _best_file(

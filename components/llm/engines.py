@@ -19,6 +19,7 @@ when an engine is deleted). Callers that hold one in-memory model (serving, the 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -52,16 +53,22 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
     ``/proc/cpuinfo``, or in ``cpuinfo`` when given). False where that file cannot be read (not Linux):
     float32 is then used, which is always correct, only slower."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
+        return _this_cpu_native_bf16()
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):  # x86, Arm
             flags.update(value.split())
     return bool(flags & NATIVE_BF16_FLAGS)
+
+
+@functools.cache
+def _this_cpu_native_bf16() -> bool:
+    """:func:`cpu_native_bf16` of this machine, read once per process (every cell's params ask for it)."""
+    try:
+        return cpu_native_bf16(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
 
 
 def choose(cfg: GenerationConfig, vllm_installed: bool, gpu: bool, gpu_bf16: bool, cpu_bf16: bool = False) -> Choice:
